@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_itch.ipynb #c003
 from __future__ import annotations
-import gzip, io, json, os
+import gzip, io, json, os, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple
@@ -232,7 +232,7 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
         carry, base, seq, final = b"", 0, 0, False
         while not final:
             try: block = f.read(chunk_bytes)
-            except (OSError, EOFError, gzip.BadGzipFile) as e:
+            except (OSError, EOFError, zlib.error) as e:
                 raise ItchFormatError(name, base + len(carry), f"the compressed stream is damaged ({e})") from None
             final = not block
             data = carry + block if carry else block
@@ -261,6 +261,10 @@ def _gather(buf, starts, L, out):
         s = starts[i]
         for j in range(L): out[i, j] = buf[s + j]
 
+def _ascii(col: np.ndarray) -> bool:
+    "Alpha fields are ASCII by the specification; a damaged or foreign byte decodes as latin-1 instead of failing."
+    return not len(col) or col.view(np.uint8).max() < 128
+
 def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None = None) -> np.ndarray:
     "Decode the messages of type `t` whose type bytes sit at `buf[starts]` into a typed table."
     spec, wire_dt = SPECS[t], WIRE_DTYPES[t]
@@ -274,7 +278,8 @@ def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None =
             out["timestamp"] = (wire["timestamp_hi"].astype(np.int64) << 32) | wire["timestamp_lo"].astype(np.int64)
         elif f.kind == "a":
             col = wire[f.name]
-            out[f.name] = (np.strings.rstrip(col, b" ") if f.size > 1 else col).astype(out.dtype[f.name])
+            if f.size > 1: col = np.strings.rstrip(col, b" ")
+            out[f.name] = col.astype(out.dtype[f.name]) if _ascii(col) else np.strings.decode(col, "latin-1")
         else:
             out[f.name] = wire[f.name]
     return out
@@ -350,7 +355,10 @@ def _encode_rows(t: str, table: np.ndarray) -> np.ndarray:
                 raise MqbenchError(f"type {t!r}: timestamp outside 0..2^48-1 ns")
             wire["timestamp_hi"] = ts >> 32; wire["timestamp_lo"] = ts & 0xFFFFFFFF
         elif f.kind == "a":
-            enc = np.asarray(col).astype(f"S{f.size}")
+            try: enc = np.asarray(col).astype(f"S{f.size}")
+            except UnicodeEncodeError:
+                try: enc = np.strings.encode(np.asarray(col), "latin-1").astype(f"S{f.size}")
+                except UnicodeEncodeError: raise MqbenchError(f"type {t!r}: {f.name} holds a character that is not a single byte") from None
             wire[f.name] = np.strings.ljust(enc, f.size, b" ") if f.size > 1 else enc
         else:
             v = np.asarray(col)

@@ -1,0 +1,44 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
+DEMO_ARGS ?=
+
+.PHONY: demo test install dev check-export nbtest pytest clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(VENV)/.installed: $(VENV)/bin/python settings.ini setup.py
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(PIP) -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev
+
+# The main job: a synthetic ITCH day, its books rebuilt, a summary printed.
+demo: install
+	$(VENV)/bin/mqbench demo $(DEMO_ARGS)
+
+# The library must be what the notebooks export, and the notebooks must be clean.
+check-export: dev
+	@tmp=$$(mktemp -d); cp -r nbs mqbench $$tmp/; \
+	$(VENV)/bin/nbdev_export && $(VENV)/bin/nbdev_clean; \
+	if ! diff -r -q -x __pycache__ -x '*.nbi' -x '*.nbc' $$tmp/nbs nbs || ! diff -r -q -x __pycache__ -x '*.nbi' -x '*.nbc' $$tmp/mqbench mqbench; then \
+	  echo "nbdev_export or nbdev_clean changed the files above: export and clean the notebooks, then commit"; rm -rf $$tmp; exit 1; fi; \
+	rm -rf $$tmp
+
+nbtest: dev
+	$(VENV)/bin/nbdev_test --n_workers 2 --timing
+
+pytest: dev
+	$(PY) -m pytest -q tests
+
+test: check-export nbtest pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info
