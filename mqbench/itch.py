@@ -261,9 +261,32 @@ def _gather(buf, starts, L, out):
         s = starts[i]
         for j in range(L): out[i, j] = buf[s + j]
 
-def _ascii(col: np.ndarray) -> bool:
-    "Alpha fields are ASCII by the specification; a damaged or foreign byte decodes as latin-1 instead of failing."
-    return not len(col) or col.view(np.uint8).max() < 128
+def _chars_to_str(raw: np.ndarray, strip: bool) -> np.ndarray:
+    """(n, k) uint8 -> unicode strings of width k, trailing spaces removed when `strip`. Bytes map to the
+    code points of the same value (latin-1): ASCII by the specification, and a stray byte above 127
+    still decodes and encodes back to itself. Widening bytes to UCS-4 code units is ~30x faster than
+    `astype` from bytes strings."""
+    raw = raw.copy()
+    if strip: raw[np.logical_and.accumulate(raw[:, ::-1] == 32, axis=1)[:, ::-1]] = 0
+    return raw.astype(np.uint32).view(f"<U{raw.shape[1]}").reshape(-1)
+
+def _str_to_chars(col, k: int, pad: bool, what: str) -> np.ndarray:
+    "Unicode strings -> (n, k) uint8, padded with spaces when `pad`; the inverse of `_chars_to_str`."
+    col = np.asarray(col)
+    if col.dtype.kind != "U": col = col.astype(f"<U{k}")
+    if len(col) and col.dtype.itemsize > 4 * k and np.strings.str_len(col).max() > k:
+        raise MqbenchError(f"{what}: a value is longer than the field's {k} character(s)")
+    cp = np.ascontiguousarray(col, f"<U{k}").view(np.uint32).reshape(-1, k)
+    if len(cp) and cp.max() > 255: raise MqbenchError(f"{what}: a character is not a single byte")
+    out = cp.astype(np.uint8)
+    if pad: out[cp == 0] = 32
+    return out
+
+def _field_offsets(t: str) -> list:
+    "(name, byte offset in the message) of each field of type `t`."
+    out, at = [], 1
+    for f in SPECS[t].fields: out.append((f.name, at)); at += f.size
+    return out
 
 def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None = None) -> np.ndarray:
     "Decode the messages of type `t` whose type bytes sit at `buf[starts]` into a typed table."
@@ -273,13 +296,11 @@ def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None =
     wire = raw.view(wire_dt).reshape(-1)
     out = np.empty(len(starts), DTYPES[t])
     out["seq"] = -1 if seq is None else seq
-    for f in spec.fields:
+    for f, (_, at) in zip(spec.fields, _field_offsets(t)):
         if f.kind == "ts":
             out["timestamp"] = (wire["timestamp_hi"].astype(np.int64) << 32) | wire["timestamp_lo"].astype(np.int64)
         elif f.kind == "a":
-            col = wire[f.name]
-            if f.size > 1: col = np.strings.rstrip(col, b" ")
-            out[f.name] = col.astype(out.dtype[f.name]) if _ascii(col) else np.strings.decode(col, "latin-1")
+            out[f.name] = _chars_to_str(raw[:, at:at + f.size], strip=f.size > 1)
         else:
             out[f.name] = wire[f.name]
     return out
@@ -329,7 +350,13 @@ def read(source, *, types=None, symbols=None, errors: str = "raise", chunk_bytes
     parts: dict[str, list] = {}
     for tables in iter_tables(source, types=types, symbols=symbols, errors=errors, chunk_bytes=chunk_bytes, stats=stats):
         for t, tab in tables.items(): parts.setdefault(t, []).append(tab)
-    return {t: np.concatenate(p) for t, p in sorted(parts.items())}
+    return {t: _concat(p) for t, p in sorted(parts.items())}
+
+def _concat(parts: list) -> np.ndarray:
+    "Concatenate tables of one dtype as raw records (numpy's field-by-field path is ~10x slower)."
+    if len(parts) == 1: return parts[0]
+    dt = parts[0].dtype
+    return np.concatenate([p.view(f"V{dt.itemsize}") for p in parts]).view(dt)
 
 # %% ../nbs/01_itch.ipynb #c022
 @nb.njit(cache=True)
@@ -355,11 +382,8 @@ def _encode_rows(t: str, table: np.ndarray) -> np.ndarray:
                 raise MqbenchError(f"type {t!r}: timestamp outside 0..2^48-1 ns")
             wire["timestamp_hi"] = ts >> 32; wire["timestamp_lo"] = ts & 0xFFFFFFFF
         elif f.kind == "a":
-            try: enc = np.asarray(col).astype(f"S{f.size}")
-            except UnicodeEncodeError:
-                try: enc = np.strings.encode(np.asarray(col), "latin-1").astype(f"S{f.size}")
-                except UnicodeEncodeError: raise MqbenchError(f"type {t!r}: {f.name} holds a character that is not a single byte") from None
-            wire[f.name] = np.strings.ljust(enc, f.size, b" ") if f.size > 1 else enc
+            chars = _str_to_chars(col, f.size, pad=f.size > 1, what=f"type {t!r}: {f.name}")
+            wire[f.name] = chars.view(f"S{f.size}").reshape(-1)
         else:
             v = np.asarray(col)
             if len(v) and v.dtype.kind in "iu" and (v.min() < 0 or int(v.max()) >= 1 << (8 * f.size)):
