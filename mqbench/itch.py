@@ -17,8 +17,8 @@ from .core import MqbenchError, atomic_path
 # %% auto #0
 __all__ = ['SPECS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'OK', 'NEED_MORE', 'ZERO_LENGTH', 'UNKNOWN_TYPE', 'BAD_LENGTH',
            'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48', 'be_u64', 'frame', 'Frames',
-           'FrameStats', 'iter_frames', 'decode', 'Directory', 'iter_tables', 'read', 'encode', 'ItchWriter', 'write',
-           'fmt_ns', 'stats']
+           'FrameStats', 'iter_frames', 'decode', 'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain', 'encode',
+           'ItchWriter', 'write', 'stats']
 
 # %% ../nbs/01_itch.ipynb #c005
 class Field(NamedTuple):
@@ -359,6 +359,30 @@ def _concat(parts: list) -> np.ndarray:
     return np.concatenate([p.view(f"V{dt.itemsize}") for p in parts]).view(dt)
 
 # %% ../nbs/01_itch.ipynb #c022
+def fmt_ns(ns: int | None) -> str | None:
+    "Nanoseconds since midnight as HH:MM:SS.nnnnnnnnn."
+    if ns is None: return None
+    s, frac = divmod(int(ns), 1_000_000_000)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{frac:09d}"
+
+def explain(data: bytes, offset: int = 0) -> list[tuple]:
+    "(field, offset, hex bytes, value) for the framed message at `offset` of `data`."
+    buf = np.frombuffer(bytes(data), np.uint8)
+    if offset + 3 > len(buf): raise MqbenchError(f"byte offset {offset}: no message here, the data ends at {len(buf)}")
+    L, t = int(be_u16(buf, offset)), chr(buf[offset + 2])
+    if t not in SPECS: raise MqbenchError(f"byte offset {offset}: unknown message type byte {t!r}")
+    if L != SPECS[t].length or offset + 2 + L > len(buf):
+        raise MqbenchError(f"byte offset {offset}: length prefix {L}, type {t!r} wants {SPECS[t].length}, {len(buf) - offset - 2} bytes left")
+    rec = decode(t, buf, np.array([offset + 2]))[0]
+    rows = [("length", offset, buf[offset:offset + 2].tobytes().hex(" "), L),
+            ("type", offset + 2, f"{buf[offset + 2]:02x}", f"{t} ({SPECS[t].name})")]
+    for (name, at), f in zip(_field_offsets(t), SPECS[t].fields):
+        v = rec[name].item()
+        rows.append((name, offset + 2 + at, buf[offset + 2 + at: offset + 2 + at + f.size].tobytes().hex(" "),
+                     fmt_ns(v) if f.kind == "ts" else v))
+    return rows
+
+# %% ../nbs/01_itch.ipynb #c025
 @nb.njit(cache=True)
 def _scatter(rows, pos, out):
     L = rows.shape[1]
@@ -437,13 +461,7 @@ def write(path, tables: dict[str, np.ndarray], compresslevel: int = 6) -> Path:
     with ItchWriter(path, compresslevel) as w: w.write(tables)
     return Path(path)
 
-# %% ../nbs/01_itch.ipynb #c025
-def fmt_ns(ns: int | None) -> str | None:
-    "Nanoseconds since midnight as HH:MM:SS.nnnnnnnnn."
-    if ns is None: return None
-    s, frac = divmod(int(ns), 1_000_000_000)
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{frac:09d}"
-
+# %% ../nbs/01_itch.ipynb #c028
 @nb.njit(cache=True)
 def _ts_range(buf, starts):
     lo, hi = np.int64(1) << 62, np.int64(-1)
