@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['MqbenchError', 'project_root', 'data_dir', 'seed_everything', 'atomic_path', 'file_digest', 'describe_input',
-           'write_manifest', 'read_manifest']
+__all__ = ['MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'atomic_path', 'file_digest',
+           'describe_input', 'write_manifest', 'read_manifest']
 
 # %% ../nbs/00_core.ipynb #c005
 class MqbenchError(Exception):
@@ -29,6 +29,11 @@ def project_root() -> Path:
 def data_dir(*parts) -> Path:
     "A path under the project's `data/` folder."
     return project_root().joinpath("data", *parts)
+
+def real_data_dir() -> Path:
+    "Small files of real market data for tests and examples: `$MQBENCH_REAL_DATA`, else `../shared/data/real` beside the checkout."
+    if env := os.environ.get("MQBENCH_REAL_DATA"): return Path(env)
+    return project_root().parent / "shared" / "data" / "real"
 
 # %% ../nbs/00_core.ipynb #c011
 def seed_everything(seed: int) -> np.random.Generator:
