@@ -444,7 +444,9 @@ class ItchWriter:
         tmp = self._ctx.__enter__()
         raw = open(tmp, "wb")
         self._raw = raw
-        self._f = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=self.compresslevel, mtime=0) if self.path.suffix == ".gz" else raw
+        # no name and no time in the gzip header: the same messages give the same bytes
+        self._f = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=self.compresslevel, mtime=0)
+                   if self.path.suffix == ".gz" else raw)
         return self
     def write_bytes(self, data):
         self._f.write(memoryview(np.ascontiguousarray(data, np.uint8)))

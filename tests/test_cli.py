@@ -1,0 +1,69 @@
+"The `mqbench` command end to end, as a user runs it: a synthetic day, its stats, BBO and book tables."
+import json, subprocess, sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+BBO_COLUMNS = ["ts_ns", "locate", "symbol", "bid_px", "bid_sz", "ask_px", "ask_sz"]
+
+
+MQBENCH = Path(sys.executable).parent / "mqbench"   # the console script installed beside this python
+
+
+def mq(*args, ok=True):
+    p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True)
+    if ok: assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synth") / "day.itch.gz"
+    mq("synth", "--out", path, "--symbols", 3, "--hours", 0.05, "--seed", 3)
+    return path
+
+
+def test_stats(day):
+    st = json.loads(mq("itch", "stats", day).stdout)
+    assert st["total"] == sum(st["by_type"].values()) > 10_000
+    assert len(st["symbols"]) == 3
+    assert {"S", "R", "A", "D", "U", "E"} <= set(st["by_type"])
+    assert st["first_timestamp_ns"] <= st["last_timestamp_ns"]
+
+
+def test_bbo(day, tmp_path):
+    sym = json.loads(mq("itch", "stats", day).stdout)["symbols"][1]
+    out = tmp_path / "bbo.parquet"
+    mq("itch", "bbo", day, "--out", out, "--symbol", sym)
+    t = pq.read_table(out).to_pandas()
+    assert list(t.columns) == BBO_COLUMNS and len(t) > 100
+    assert set(t["symbol"]) == {sym}
+    assert t["ts_ns"].is_monotonic_increasing
+    both = (t.bid_px > 0) & (t.ask_px > 0)
+    assert (t.bid_px[both] < t.ask_px[both]).all(), "a valid day never gives a crossed book"
+    assert ((t.bid_sz >= 0) & (t.ask_sz >= 0)).all()
+
+
+def test_book(day, tmp_path):
+    out = tmp_path / "book"
+    mq("itch", "book", day, "--out", out, "--levels", 5, "--every-ms", 100)
+    files = sorted(p.name for p in out.glob("*.parquet"))
+    assert len(files) >= 3, files
+    for f in files: assert pq.read_metadata(out / f).num_rows > 0, f
+
+
+def test_errors_are_one_line_and_leave_nothing(day, tmp_path):
+    p = mq("itch", "stats", tmp_path / "missing.itch", ok=False)
+    assert p.returncode != 0 and "no such file" in p.stderr and "Traceback" not in p.stderr
+    cut = tmp_path / "cut.itch"
+    cut.write_bytes(__import__("gzip").decompress(day.read_bytes())[:-7])
+    out = tmp_path / "bbo.parquet"
+    p = mq("itch", "bbo", cut, "--out", out, ok=False)
+    assert p.returncode != 0 and "truncated" in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists() and not list(tmp_path.glob(".bbo.parquet*")), "nothing half-written is left"
+
+
+def test_help():
+    for args in (["--help"], ["itch", "bbo", "--help"], ["synth", "--help"], ["demo", "--help"]):
+        assert "usage: mqbench" in mq(*args).stdout
