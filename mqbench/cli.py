@@ -33,6 +33,18 @@ def _synth(a):
     print(json.dumps(summary, indent=2, default=str))
 
 # %% ../nbs/20_cli.ipynb #c006
+def _add_trade_summary(per_symbol: dict, trades_parquet: Path):
+    "Volume, VWAP and last price (dollars) of each symbol's trades, crosses and breaks left out."
+    import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+    t = pq.read_table(trades_parquet, columns=["symbol", "price", "size", "kind"])
+    t = t.filter(pc.is_in(pc.cast(t["kind"], "string"), value_set=pa.array(["execution", "hidden"])))
+    df = t.to_pandas()
+    for sym, s in per_symbol.items():
+        g = df[df["symbol"] == sym]
+        vol = int(g["size"].sum())
+        s.update(volume=vol, vwap=float((g["price"] * g["size"]).sum() / vol / 1e4) if vol else 0.0,
+                 last_price=float(g["price"].iloc[-1] / 1e4) if len(g) else 0.0)
+
 def demo(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, echo=print) -> dict:
     "Synthetic day -> books -> summary. Writes the day and the book tables under `out_dir`."
     from mqbench import book, synth
@@ -44,6 +56,7 @@ def demo(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, e
     t1 = time.perf_counter()
     res = book.write_book(day, out_dir / "book", levels=10, every_ms=100)
     t2 = time.perf_counter()
+    _add_trade_summary(res["per_symbol"], out_dir / "book" / "trades.parquet")
     n = int(res["messages"])
     summary = {"day": str(day), "book_dir": str(out_dir / "book"), "messages": n,
                "by_type": res["by_type"], "per_symbol": res["per_symbol"],
@@ -53,9 +66,9 @@ def demo(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, e
     if echo:
         echo(f"synthetic day: {n:,} messages, {symbols} symbols, {hours} h -> {day} ({t1 - t0:.1f} s, {n / (t1 - t0):,.0f} msg/s)")
         echo("messages by type: " + ", ".join(f"{t} {c:,}" for t, c in summary["by_type"].items()))
-        echo(f"{'symbol':8} {'bbo changes':>12} {'trades':>9} {'last bid':>10} {'last ask':>10}")
+        echo(f"{'symbol':8} {'bbo changes':>12} {'trades':>9} {'volume':>12} {'vwap':>10} {'last':>10}")
         for sym, s in summary["per_symbol"].items():
-            echo(f"{sym:8} {s['bbo_changes']:>12,} {s['trades']:>9,} {s['last_bid']:>10.4f} {s['last_ask']:>10.4f}")
+            echo(f"{sym:8} {s['bbo_changes']:>12,} {s['trades']:>9,} {s['volume']:>12,} {s['vwap']:>10.4f} {s['last_price']:>10.4f}")
         echo(f"books rebuilt in {t2 - t1:.1f} s ({n / (t2 - t1):,.0f} msg/s, depth every 100 ms, 10 levels, "
              f"with trades and events); unknown references {summary['unknown_refs']}, crossed books {summary['crossed_books']}")
         echo(f"tables in {out_dir / 'book'}")

@@ -58,6 +58,8 @@ def atomic_path(path, suffix: str = ""):
     tmp = Path(tmp)
     try:
         yield tmp
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes the file private; the output should not be
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
