@@ -30,7 +30,7 @@ MODES = {
 
 
 def synthetic_day(messages: int) -> tuple[Path, str]:
-    """A cached synthetic day of at least `messages` messages. A symbol gives about 0.9M messages over
+    """A cached synthetic day of at least `messages` messages. A symbol gives 0.6M to 1M messages over
     6.5 hours, so the day gets as many symbols as that needs."""
     from mqbench import synth
     out_dir = ROOT / "data" / "bench"
@@ -38,7 +38,7 @@ def synthetic_day(messages: int) -> tuple[Path, str]:
     path, meta = out_dir / f"synth_{messages}.itch", out_dir / f"synth_{messages}.json"
     if path.exists() and meta.exists():
         return path, json.loads(meta.read_text())["generator"]
-    symbols = max(8, math.ceil(messages / 0.9e6))
+    symbols = max(8, math.ceil(messages / 0.6e6))
     s = synth.generate(path, symbols=symbols, hours=6.5, seed=0)
     if s["messages"] < messages:
         sys.exit(f"the synthetic day has {s['messages']:,} messages, fewer than the {messages:,} asked for")

@@ -3,7 +3,7 @@ gzip, and what each stage costs on its own.
 
     python bench/synth.py --symbols 24 --hours 6.5 --repeats 3
 """
-import argparse, json, statistics, tempfile, time, zlib
+import argparse, json, os, platform, statistics, tempfile, time, zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +41,11 @@ def main():
     ap.add_argument("--symbols", type=int, default=8)
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth.json"), help="where to record the results")
     a = ap.parse_args()
-    synth.generate(Path(tempfile.gettempdir()) / "mqbench_warmup.itch", hours=0.01, preopen_minutes=0.5)   # compile / load caches
     res = {"symbols": a.symbols, "hours": a.hours}
     with tempfile.TemporaryDirectory() as d:
+        synth.generate(Path(d) / "warmup.itch", hours=0.01, preopen_minutes=0.5)   # compile / load caches
         for name in ("day.itch", "day.itch.gz"):
             runs = [synth.generate(Path(d) / name, symbols=a.symbols, hours=a.hours) for _ in range(a.repeats)]
             res[name] = {"messages": runs[0]["messages"], "bytes": runs[0]["bytes"],
@@ -52,7 +53,11 @@ def main():
                          "msgs_per_s_median": statistics.median(r["messages_per_s"] for r in runs),
                          "msgs_per_s_runs": [r["messages_per_s"] for r in runs]}
     res["stages_alone"] = stages(synth.SynthConfig(symbols=a.symbols, hours=a.hours))
+    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
+    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(res, indent=2))
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":
