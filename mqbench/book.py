@@ -46,14 +46,7 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'write_book']
 
 # %% ../nbs/02_book.ipynb #c005
-def _offsets(t: str) -> dict[str, int]:
-    "Offset of each field of message type `t` from its type byte."
-    off, out = 1, {}
-    for f in itch.SPECS[t].fields:
-        out[f.name] = off; off += f.size
-    return out
-
-_OFF = {t: _offsets(t) for t in itch.SPECS}
+_OFF = itch.FIELD_OFFSETS
 LOC, TS = _OFF["A"]["stock_locate"], _OFF["A"]["timestamp"]
 A_REF, A_SIDE, A_SHARES, A_STOCK, A_PRICE = (_OFF["A"][k] for k in ("order_ref", "side", "shares", "stock", "price"))
 E_REF, E_SHARES, E_MATCH = (_OFF["E"][k] for k in ("order_ref", "executed_shares", "match_number"))

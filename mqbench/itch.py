@@ -15,10 +15,10 @@ import numpy as np
 from .core import MqbenchError, atomic_path
 
 # %% auto #0
-__all__ = ['SPECS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'OK', 'NEED_MORE', 'ZERO_LENGTH', 'UNKNOWN_TYPE', 'BAD_LENGTH',
-           'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48', 'be_u64', 'frame', 'Frames',
-           'FrameStats', 'iter_frames', 'decode', 'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain', 'encode',
-           'ItchWriter', 'write', 'stats']
+__all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'OK', 'NEED_MORE', 'ZERO_LENGTH', 'UNKNOWN_TYPE',
+           'BAD_LENGTH', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48', 'be_u64', 'frame',
+           'Frames', 'FrameStats', 'iter_frames', 'decode', 'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain',
+           'encode', 'ItchWriter', 'write', 'stats']
 
 # %% ../nbs/01_itch.ipynb #c005
 class Field(NamedTuple):
@@ -109,6 +109,12 @@ def _table_field(f: Field) -> str:
 def _table_dtype(spec: MessageSpec) -> np.dtype:
     return np.dtype([("seq", "<i8")] + [(f.name, _table_field(f)) for f in spec.fields])
 
+def _field_offsets(spec: MessageSpec) -> dict[str, int]:
+    out, at = {}, 1
+    for f in spec.fields: out[f.name] = at; at += f.size
+    return out
+
+FIELD_OFFSETS: dict[str, dict[str, int]] = {t: _field_offsets(s) for t, s in SPECS.items()}  # type -> field -> bytes after the type byte
 WIRE_DTYPES: dict[str, np.dtype] = {t: _wire_dtype(s) for t, s in SPECS.items()}
 DTYPES: dict[str, np.dtype] = {t: _table_dtype(s) for t, s in SPECS.items()}
 TYPE_NAMES: dict[str, str] = {t: s.name for t, s in SPECS.items()}
@@ -282,12 +288,6 @@ def _str_to_chars(col, k: int, pad: bool, what: str) -> np.ndarray:
     if pad: out[cp == 0] = 32
     return out
 
-def _field_offsets(t: str) -> list:
-    "(name, byte offset in the message) of each field of type `t`."
-    out, at = [], 1
-    for f in SPECS[t].fields: out.append((f.name, at)); at += f.size
-    return out
-
 def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None = None) -> np.ndarray:
     "Decode the messages of type `t` whose type bytes sit at `buf[starts]` into a typed table."
     spec, wire_dt = SPECS[t], WIRE_DTYPES[t]
@@ -296,7 +296,8 @@ def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None =
     wire = raw.view(wire_dt).reshape(-1)
     out = np.empty(len(starts), DTYPES[t])
     out["seq"] = -1 if seq is None else seq
-    for f, (_, at) in zip(spec.fields, _field_offsets(t)):
+    for f in spec.fields:
+        at = FIELD_OFFSETS[t][f.name]
         if f.kind == "ts":
             out["timestamp"] = (wire["timestamp_hi"].astype(np.int64) << 32) | wire["timestamp_lo"].astype(np.int64)
         elif f.kind == "a":
@@ -376,9 +377,9 @@ def explain(data: bytes, offset: int = 0) -> list[tuple]:
     rec = decode(t, buf, np.array([offset + 2]))[0]
     rows = [("length", offset, buf[offset:offset + 2].tobytes().hex(" "), L),
             ("type", offset + 2, f"{buf[offset + 2]:02x}", f"{t} ({SPECS[t].name})")]
-    for (name, at), f in zip(_field_offsets(t), SPECS[t].fields):
-        v = rec[name].item()
-        rows.append((name, offset + 2 + at, buf[offset + 2 + at: offset + 2 + at + f.size].tobytes().hex(" "),
+    for f in SPECS[t].fields:
+        v, at = rec[f.name].item(), FIELD_OFFSETS[t][f.name]
+        rows.append((f.name, offset + 2 + at, buf[offset + 2 + at: offset + 2 + at + f.size].tobytes().hex(" "),
                      fmt_ns(v) if f.kind == "ts" else v))
     return rows
 
