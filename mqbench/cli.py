@@ -78,6 +78,18 @@ def _demo(a):
     demo(a.out, symbols=a.symbols, hours=a.hours, seed=a.seed)
 
 # %% ../nbs/20_cli.ipynb #c008
+def _replay_args(p, out_help: str):
+    "The arguments of the commands that rebuild books: the file, where to write, which symbols."
+    p.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--symbol", nargs="+", action="extend", metavar="SYM", help="only these symbols")
+
+def _day_args(p):
+    "The arguments that size a synthetic day."
+    p.add_argument("--symbols", type=int, default=8, help="number of symbols (default 8)")
+    p.add_argument("--hours", type=float, default=1.0, help="hours of continuous trading from 09:30 (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes (default 0)")
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mqbench", description="Market microstructure workbench.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -93,33 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_itch_stats)
     b = isub.add_parser("bbo", help="write BBO changes as parquet",
                         description="Rebuild the books and write every BBO change: ts_ns, locate, symbol, bid_px, bid_sz, ask_px, ask_sz.")
-    b.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
-    b.add_argument("--out", required=True, help="output .parquet file")
-    b.add_argument("--symbol", nargs="+", action="extend", metavar="SYM", help="only these symbols")
+    _replay_args(b, "output .parquet file")
     b.set_defaults(func=_itch_bbo)
     k = isub.add_parser("book", help="write depth snapshots, trades and events as parquet",
                         description="Rebuild the books and write depth snapshots, trades and events as parquet files in a folder.")
-    k.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
-    k.add_argument("--out", required=True, help="output folder")
+    _replay_args(k, "output folder")
     k.add_argument("--levels", type=int, default=10, help="price levels per side in each snapshot (default 10)")
     k.add_argument("--every-ms", type=float, default=100, help="snapshot clock in milliseconds; 0 snapshots on every event (default 100)")
-    k.add_argument("--symbol", nargs="+", action="extend", metavar="SYM", help="only these symbols")
     k.set_defaults(func=_itch_book)
 
     sy = sub.add_parser("synth", help="write a synthetic ITCH 5.0 day",
                         description="Write a whole synthetic ITCH 5.0 day (gzip when the path ends in .gz).")
     sy.add_argument("--out", required=True, help="output file (.itch or .itch.gz)")
-    sy.add_argument("--symbols", type=int, default=8, help="number of symbols (default 8)")
-    sy.add_argument("--hours", type=float, default=1.0, help="hours of continuous trading from 09:30 (default 1)")
-    sy.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same bytes (default 0)")
+    _day_args(sy)
     sy.set_defaults(func=_synth)
 
     d = sub.add_parser("demo", help="the main job: synthetic day, books, summary",
                        description="Generate a synthetic ITCH day, rebuild its books, print a summary.")
     d.add_argument("--out", default=None, help="output folder (default data/demo)")
-    d.add_argument("--symbols", type=int, default=8, help="number of symbols (default 8)")
-    d.add_argument("--hours", type=float, default=1.0, help="hours of continuous trading (default 1)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _day_args(d)
     d.set_defaults(func=_demo)
     return p
 
