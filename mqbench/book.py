@@ -33,17 +33,17 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'P_MATCH', 'Q_SHARES', 'Q_STOCK', 'Q_PRICE', 'Q_MATCH', 'B_MATCH', 'R_STOCK', 'T_A', 'T_F', 'T_E', 'T_C',
            'T_X', 'T_D', 'T_U', 'T_P', 'T_Q', 'T_B', 'T_R', 'EMPTY', 'S_ORDERS', 'S_SLAB_USED', 'S_MAX_SIDE', 'S_TICK',
            'S_NDIRTY', 'S_NBBO', 'S_NTRADES', 'S_NEVENTS', 'S_NDEPTH', 'S_DIRECTORY', 'S_UNKNOWN', 'S_DUPLICATE',
-           'S_CROSSED', 'S_NEGATIVE', 'S_INVALID', 'S_SIZE', 'L_ACTIVE', 'L_KNOWN', 'L_CODE', 'L_BID', 'L_BID_SZ',
-           'L_ASK', 'L_ASK_SZ', 'L_DIRTY', 'L_NBBO', 'L_NTRADES', 'L_NMSG', 'L_SIZE', 'N_LOCATES', 'MIN_SIDE', 'SCAN',
-           'DONE', 'NEED_TABLE', 'NEED_SLAB', 'NEED_FLUSH', 'CFG_FILTER', 'CFG_LEVELS', 'CFG_EVERY_NS', 'CFG_BBO',
-           'CFG_TRADES', 'CFG_DEPTH', 'CFG_EVENTS', 'CFG_SIZE', 'SIDE_NONE', 'SIDE_B', 'SIDE_S', 'KIND_EXECUTION',
-           'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL', 'ACT_DELETE', 'ACT_EXECUTE',
-           'ACT_REPLACE', 'ACT_HIDDEN', 'ACT_CROSS', 'ZERO', 'BBO_ROWS', 'TRADE_ROWS', 'EVENT_ROWS', 'N_EXAMPLES',
-           'NO_ORDER', 'SKIP', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA', 'EVENT_SCHEMA', 'SIDES', 'KINDS', 'ACTIONS',
-           'SCHEMAS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert', 'ht_delete', 'ht_rehash', 'level_find',
-           'level_add', 'level_sub', 'compact', 'replay_chunk', 'close_tick', 'depth_columns', 'depth_schema',
-           'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine', 'BookResult', 'replay', 'ParquetOut', 'write_bbo',
-           'write_book']
+           'S_CROSSED', 'S_NEGATIVE', 'S_INVALID', 'S_DUP_LOC', 'S_SIZE', 'L_ACTIVE', 'L_KNOWN', 'L_CODE', 'L_BID',
+           'L_BID_SZ', 'L_ASK', 'L_ASK_SZ', 'L_DIRTY', 'L_NBBO', 'L_NTRADES', 'L_NMSG', 'L_SIZE', 'N_LOCATES',
+           'MIN_SIDE', 'SCAN', 'DONE', 'NEED_TABLE', 'NEED_SLAB', 'NEED_FLUSH', 'CFG_FILTER', 'CFG_LEVELS',
+           'CFG_EVERY_NS', 'CFG_BBO', 'CFG_TRADES', 'CFG_DEPTH', 'CFG_EVENTS', 'CFG_SIZE', 'SIDE_NONE', 'SIDE_B',
+           'SIDE_S', 'KIND_EXECUTION', 'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL',
+           'ACT_DELETE', 'ACT_EXECUTE', 'ACT_REPLACE', 'ACT_HIDDEN', 'ACT_CROSS', 'ZERO', 'BBO_ROWS', 'TRADE_ROWS',
+           'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA', 'EVENT_SCHEMA',
+           'SIDES', 'KINDS', 'ACTIONS', 'SCHEMAS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert', 'ht_delete',
+           'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'close_tick',
+           'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine', 'BookResult',
+           'replay', 'ParquetOut', 'write_bbo', 'write_book']
 
 # %% ../nbs/02_book.ipynb #c005
 _OFF = itch.FIELD_OFFSETS
@@ -120,7 +120,7 @@ def ht_rehash(old, new):
 
 # %% ../nbs/02_book.ipynb #c013
 (S_ORDERS, S_SLAB_USED, S_MAX_SIDE, S_TICK, S_NDIRTY, S_NBBO, S_NTRADES, S_NEVENTS, S_NDEPTH, S_DIRECTORY,
- S_UNKNOWN, S_DUPLICATE, S_CROSSED, S_NEGATIVE, S_INVALID, S_SIZE) = range(16)
+ S_UNKNOWN, S_DUPLICATE, S_CROSSED, S_NEGATIVE, S_INVALID, S_DUP_LOC, S_SIZE) = range(17)
 (L_ACTIVE, L_KNOWN, L_CODE, L_BID, L_BID_SZ, L_ASK, L_ASK_SZ, L_DIRTY, L_NBBO, L_NTRADES, L_NMSG,
  L_SIZE) = range(12)
 N_LOCATES = 1 << 16
@@ -329,6 +329,7 @@ def _reduce(S, h, n):
 def _drop_duplicate(S, h, ref):
     "Remove the live order in entry h whose reference an add reuses; where the new one goes."
     S[5][S_DUPLICATE] += 1
+    S[5][S_DUP_LOC] = (S[0][h, 1] >> 1) + 1   # its book may be another symbol's, which then changed too
     _reduce(S, h, S[0][h, 3])
     return ht_slot(S[0], ref)
 
@@ -417,10 +418,10 @@ def _room(S, O, cfg):
     ht, bk, slab, ls, dirty, st, unk, by_type = S
     if 2 * (st[S_ORDERS] + 1) > ht.shape[0]: return NEED_TABLE
     if slab.shape[0] - st[S_SLAB_USED] < 2 * st[S_MAX_SIDE] + MIN_SIDE: return NEED_SLAB
-    if cfg[CFG_BBO] and st[S_NBBO] + 1 > O[0].shape[1]: return NEED_FLUSH
+    if cfg[CFG_BBO] and st[S_NBBO] + 2 > O[0].shape[1]: return NEED_FLUSH      # 2: a reused reference changes two books
     if cfg[CFG_TRADES] and st[S_NTRADES] + 1 > O[1].shape[1]: return NEED_FLUSH
     if cfg[CFG_EVENTS] and st[S_NEVENTS] + 2 > O[2].shape[1]: return NEED_FLUSH
-    if cfg[CFG_DEPTH] and st[S_NDEPTH] + st[S_NDIRTY] + 1 > O[3].shape[1]: return NEED_FLUSH
+    if cfg[CFG_DEPTH] and st[S_NDEPTH] + st[S_NDIRTY] + 2 > O[3].shape[1]: return NEED_FLUSH
     return DONE
 
 @_jit
@@ -454,6 +455,10 @@ def replay_chunk(buf, starts, types, i0, seq0, cfg, wanted, S, O):
                        (3 - aggressor) % 3 if kind == KIND_HIDDEN else SIDE_NONE, trade_price, trade_size, bid, ask)
         booked = shares >= 0 and _add(S, ref, loc, side, price, shares)
         if booked: _event(O, cfg, st, ts, loc, ACT_REPLACE if t == T_U else ACT_ADD, side + 1, price, shares, bid, ask)
+        if st[S_DUP_LOC]:                       # a reused reference took an order off another book first
+            other = st[S_DUP_LOC] - 1
+            st[S_DUP_LOC] = 0
+            if other != loc: _after(S, O, cfg, ts, other)
         if booked or h >= 0: _after(S, O, cfg, ts, loc)
     return starts.shape[0], DONE
 
@@ -737,7 +742,7 @@ def replay(source, *, symbols=None, levels: int = 10, every_ms: float | None = N
     return BookResult(**{k: tables.get(k) for k in ("bbo", "trades", "depth", "events")},
                       counters=eng.counters, directory=eng.directory, engine=eng)
 
-# %% ../nbs/02_book.ipynb #c064
+# %% ../nbs/02_book.ipynb #c066
 class ParquetOut:
     """A parquet file written a row group at a time as tables arrive, under a temporary name until closed
     cleanly. Compression runs on a worker thread (pyarrow releases the GIL), beside the replay."""
