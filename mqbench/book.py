@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_book.ipynb #c003
 from __future__ import annotations
-import contextlib, io, json, time
+import contextlib, json, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -584,7 +584,7 @@ class BookEngine:
 
     def stream(self, source, *, errors: str = "raise", chunk_bytes: int = 1 << 24) -> Iterator[dict[str, pa.Table]]:
         "Replay a whole ITCH source (path, .gz, file object, bytes), yielding each chunk's rows, then finish's."
-        for fr in itch.iter_frames(_as_source(source), errors=errors, chunk_bytes=chunk_bytes, stats=self.frame_stats):
+        for fr in itch.iter_frames(source, errors=errors, chunk_bytes=chunk_bytes, stats=self.frame_stats):
             yield self.feed(fr)
         yield self.finish()
 
@@ -704,12 +704,6 @@ class BookEngine:
 SCHEMAS = {"bbo": lambda levels: BBO_SCHEMA, "trades": lambda levels: TRADE_SCHEMA,
            "events": lambda levels: EVENT_SCHEMA, "depth": depth_schema}   # output -> schema, given the levels
 
-def _as_source(source):
-    "Paths and file objects go to `itch.iter_frames` as they are; bytes and uint8 arrays are wrapped."
-    if isinstance(source, (bytes, bytearray, memoryview)): return io.BytesIO(source)
-    if isinstance(source, np.ndarray): return io.BytesIO(np.ascontiguousarray(source, np.uint8).tobytes())
-    return source
-
 # %% ../nbs/02_book.ipynb #c042
 @dataclass
 class BookResult:
@@ -768,18 +762,17 @@ class ParquetOut:
         while len(self._inflight) > 2: self._inflight.pop(0).result()      # at most two row groups in flight
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True); self._writer.close()
-            return self._ctx.__exit__(*exc)
         try:
-            self._flush()
-            for f in self._inflight: f.result()
+            if exc[0] is None:               # finish the row groups still being compressed
+                self._flush()
+                for f in self._inflight: f.result()
         except BaseException as e:
-            self._pool.shutdown(wait=True, cancel_futures=True); self._writer.close()
-            self._ctx.__exit__(type(e), e, e.__traceback__)
+            exc = (type(e), e, e.__traceback__)
             raise
-        self._pool.shutdown(wait=True); self._writer.close()
-        return self._ctx.__exit__(None, None, None)
+        finally:                             # on any error the temporary file goes, else it is renamed
+            self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+            self._writer.close()
+            self._ctx.__exit__(*exc)
 
 def _summary(eng: BookEngine, source, seconds: float, files: dict, params: dict) -> dict:
     c = eng.counters

@@ -202,8 +202,10 @@ class Frames(NamedTuple):
     seq0: int            # index in the stream of the chunk's first message
 
 def _open(source):
-    "(binary file object, name, whether we opened it)."
+    "(binary file object, name, whether we opened it); bytes and uint8 arrays are read in memory."
     if hasattr(source, "read"): return source, getattr(source, "name", "<stream>"), False
+    if isinstance(source, (bytes, bytearray, memoryview)): return io.BytesIO(source), "<bytes>", True
+    if isinstance(source, np.ndarray): return io.BytesIO(np.ascontiguousarray(source, np.uint8).tobytes()), "<bytes>", True
     path = Path(source)
     if not path.exists(): raise MqbenchError(f"{path}: no such file")
     with open(path, "rb") as f: magic = f.read(2)
