@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import contextlib, datetime as dt, hashlib, json, os, random, tempfile
+import contextlib, datetime as dt, hashlib, json, os, random, shutil, tempfile
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'atomic_path', 'file_digest',
-           'describe_input', 'write_manifest', 'read_manifest']
+__all__ = ['MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'torch_device', 'atomic_path',
+           'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'read_manifest']
 
 # %% ../nbs/00_core.ipynb #c005
 class MqbenchError(Exception):
@@ -47,7 +47,14 @@ def seed_everything(seed: int) -> np.random.Generator:
         pass
     return np.random.default_rng(seed)
 
-# %% ../nbs/00_core.ipynb #c014
+# %% ../nbs/00_core.ipynb #c013
+def torch_device(device=None):
+    "A `torch.device`: the one asked for, else CUDA when present, else the CPU."
+    import torch
+    if device is not None: return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# %% ../nbs/00_core.ipynb #c016
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ""):
     "Yield a temporary path beside `path`; rename it to `path` on success, remove it on error."
@@ -65,7 +72,31 @@ def atomic_path(path, suffix: str = ""):
         tmp.unlink(missing_ok=True)
         raise
 
-# %% ../nbs/00_core.ipynb #c017
+# %% ../nbs/00_core.ipynb #c019
+@contextlib.contextmanager
+def atomic_dir(path, overwrite: bool = False):
+    "Yield a temporary folder beside `path`; on success it becomes `path` (replacing it if `overwrite`), on error it goes."
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise MqbenchError(f"{path}: already exists; choose another output folder or overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "x")
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+# %% ../nbs/00_core.ipynb #c022
 def file_digest(path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
     "Hex digest of a file's bytes, read in chunks."
     h = hashlib.new(algo)
