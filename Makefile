@@ -9,7 +9,12 @@ DEMO_ARGS ?=
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
+# torch first, pinned: this is the CPU build the machine has on disk; asked for by another package, pip
+# would fetch the newest build with several GB of CUDA libraries instead.
+TORCH ?= torch==2.13.0
+
 $(VENV)/.installed: $(VENV)/bin/python settings.ini setup.py
+	$(PIP) "$(TORCH)"
 	$(PIP) -e .
 	@touch $@
 

@@ -78,6 +78,91 @@ def _demo(a):
     demo(a.out, symbols=a.symbols, hours=a.hours, seed=a.seed)
 
 # %% ../nbs/20_cli.ipynb #c008
+def _dataset_config(a, prefix: str, horizon_ticks=None):
+    from mqbench.features import DatasetConfig, FeatureConfig
+    feats = FeatureConfig(groups=tuple(a.groups)) if a.groups else FeatureConfig()
+    return DatasetConfig(every_ms=a.every_ms, sequence_length=a.sequence_length, horizon_ms=a.horizon_ms,
+                         horizon_ticks=horizon_ticks, threshold_bps=a.threshold_bps, spread_scale=a.spread_scale,
+                         fractions=tuple(a.fractions), stride=a.stride, warmup=a.warmup, prefix=prefix, features=feats)
+
+def _print_dataset(stats: dict, out: Path):
+    c = stats["counts"]
+    print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
+          + ", ".join(f"{k} {c[f'{k}_windows']:,}" for k in ("train", "eval", "test")))
+    for k, bal in stats["class_balance"].items():
+        print(f"  {k:5} " + "  ".join(f"{name} {v['count']:,} ({v['fraction']:.1%})" for name, v in bal.items()))
+    print(f"  features {stats['feature_seconds']:.1f} s, all {stats['seconds']:.1f} s; statistics in {out / 'stats.json'}")
+
+def _prepare(a):
+    from mqbench import prepare as P
+    out, kw = Path(a.output), dict(overwrite=a.overwrite, backend=a.backend)
+    syms = a.symbols_list or None
+    if a.source == "itch":
+        stats = P.prepare_itch(a.input, out, _dataset_config(a, "itch"), symbols=syms, limit=a.limit, levels=a.levels, **kw)
+    elif a.source == "synth":
+        stats = P.prepare_synth(out, _dataset_config(a, "itch"), symbols=a.symbols, hours=a.hours, seed=a.seed, **kw)
+    elif a.source == "binance":
+        stats = P.prepare_binance(a.input, out, _dataset_config(a, "binance"), symbols=syms, **kw)
+    elif a.source == "ohlc":
+        stats = P.prepare_ohlc(a.input, out, _dataset_config(a, "ohlc", a.horizon_bars), symbols=syms,
+                               klines={"auto": None, "klines": True, "csv": False}[a.format], **kw)
+    elif a.source == "sql":
+        stats = P.prepare_sql(a.url, a.table, out, _dataset_config(a, "itch" if a.kind == "itch" else "sql"),
+                              kind=a.kind, symbols=syms, limit=a.limit, **kw)
+    elif a.source == "lobster":
+        stats = P.prepare_lobster(a.input, out, _dataset_config(a, "lobster"), orderbook_csv=a.orderbook, **kw)
+    _print_dataset(stats, out)
+
+def _dataset_args(p, *, every_ms: float = 100.0, sequence_length: int = 100):
+    "The flags every `prepare` source shares."
+    p.add_argument("--output", required=True, help="dataset folder to create")
+    p.add_argument("--sequence-length", type=int, default=sequence_length, help=f"ticks per window (default {sequence_length})")
+    p.add_argument("--horizon-ms", type=float, default=500.0, help="label horizon in ms, a whole number of ticks (default 500)")
+    p.add_argument("--threshold-bps", type=float, default=5.0, help="NEUTRAL when the mid moves at most this many bps (default 5)")
+    p.add_argument("--spread-scale", type=float, default=None, help="instead: the NEUTRAL band is this multiple of the spread in bps")
+    p.add_argument("--every-ms", type=float, default=every_ms, help=f"feature clock in ms (default {every_ms:g})")
+    p.add_argument("--stride", type=int, default=1, help="a window every this many ticks (default 1)")
+    p.add_argument("--warmup", type=int, default=None, help="ticks of history before the first window (default: the longest lookback)")
+    p.add_argument("--fractions", type=float, nargs=3, default=[0.8, 0.1, 0.1], metavar=("TRAIN", "EVAL", "TEST"),
+                   help="chronological split (default 0.8 0.1 0.1)")
+    p.add_argument("--groups", nargs="+", default=None, metavar="GROUP",
+                   help="feature groups (default: all the source can feed): basic spread imbalance momentum volume volatility flow cross")
+    p.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="compute the features with numpy or torch")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
+
+def _prepare_parser(sub):
+    pr = sub.add_parser("prepare", help="build a dataset of labelled feature windows from a source",
+                        description="Build a dataset (feature windows, labels, JSONL, streams, stats, manifest) from a source.")
+    psub = pr.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    def source(name, help_, **kw):
+        p = psub.add_parser(name, help=help_, description=help_)
+        _dataset_args(p, **kw); p.set_defaults(func=_prepare); return p
+    p = source("itch", "from a NASDAQ TotalView-ITCH 5.0 file")
+    p.add_argument("--input", required=True, help="ITCH 5.0 file (.gz or plain)")
+    p.add_argument("--symbols", dest="symbols_list", nargs="+", metavar="SYM", help="only these symbols")
+    p.add_argument("--limit", type=int, default=None, help="read only the first N messages")
+    p.add_argument("--levels", type=int, default=10, help="book levels per side (default 10)")
+    p = source("synth", "from a synthetic day (generated, or reused from data/synth/)")
+    _day_args(p); p.set_defaults(symbols_list=None)
+    p = source("binance", "from Binance trade or aggTrade archives (csv or zip)", every_ms=1000.0)
+    p.add_argument("--input", required=True, nargs="+", help="files or glob patterns")
+    p.add_argument("--symbols", dest="symbols_list", nargs="+", metavar="SYM", help="only these symbols")
+    p = source("ohlc", "from OHLC candles: a CSV or Binance kline archives", sequence_length=50)
+    p.add_argument("--input", required=True, nargs="+", help="files or glob patterns")
+    p.add_argument("--format", choices=["auto", "csv", "klines"], default="auto", help="file layout (default: from the name)")
+    p.add_argument("--horizon-bars", type=int, default=1, help="label horizon in bars (default 1)")
+    p.add_argument("--symbols", dest="symbols_list", nargs="+", metavar="SYM", help="only these symbols")
+    p = source("sql", "from a SQL table of ITCH-style messages or of trades (any SQLAlchemy URL)")
+    p.add_argument("--url", required=True, help="SQLAlchemy URL, e.g. sqlite:///day.db or mysql+pymysql://user:pass@host/db")
+    p.add_argument("--table", required=True, help="table name")
+    p.add_argument("--kind", choices=["itch", "trades"], default="itch", help="what the table holds (default itch)")
+    p.add_argument("--symbols", dest="symbols_list", nargs="+", metavar="SYM", help="only these symbols")
+    p.add_argument("--limit", type=int, default=None, help="read only the first N rows")
+    p = source("lobster", "from a LOBSTER message file and its orderbook file")
+    p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
+    p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
+
+# %% ../nbs/20_cli.ipynb #c010
 def _replay_args(p, out_help: str):
     "The arguments of the commands that rebuild books: the file, where to write, which symbols."
     p.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
@@ -125,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="output folder (default data/demo)")
     _day_args(d)
     d.set_defaults(func=_demo)
+    _prepare_parser(sub)
     return p
 
 def main(argv=None) -> int:
