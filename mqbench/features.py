@@ -93,6 +93,14 @@ def _with_range(mid, hi, lo):
     high[~np.isfinite(high)] = np.nan; low[~np.isfinite(low)] = np.nan
     return high, low
 
+def _symbols(col) -> list:
+    "The distinct symbols of a column, sorted (unique() first: iterating over arrow strings is slow)."
+    return sorted(map(str, pd.unique(col)))
+
+def _codes(col, syms) -> np.ndarray:
+    "Index of each row's symbol in `syms`, -1 for others."
+    return pd.Categorical(col, categories=syms).codes.astype(np.int64)
+
 def _side_code(col) -> np.ndarray:
     "+1 buy, -1 sell, 0 unknown, from 'B'/'S' strings (the book's tables) or numbers."
     if col.dtype.kind in "iuf": return np.sign(np.nan_to_num(col.to_numpy(np.float64))).astype(np.int8)
@@ -103,7 +111,8 @@ def _side_code(col) -> np.ndarray:
 def _ofi(bbo: pd.DataFrame) -> np.ndarray:
     "Cont-Kukanov-Stoikov order-flow imbalance of each BBO change against the previous one of its symbol."
     b, bs, a, as_ = (bbo[c].to_numpy(np.float64) for c in ("bid_px", "bid_sz", "ask_px", "ask_sz"))
-    same = np.r_[False, bbo["symbol"].to_numpy()[1:] == bbo["symbol"].to_numpy()[:-1]]
+    sym = pd.factorize(bbo["symbol"])[0]
+    same = np.r_[False, sym[1:] == sym[:-1]]
     pb, pbs, pa_, pas = (np.r_[0.0, x[:-1]] for x in (b, bs, a, as_))
     e = bs * (b >= pb) - pbs * (b <= pb) - as_ * (a <= pa_) + pas * (a >= pa_)
     two_sided = (bs > 0) & (as_ > 0) & (pbs > 0) & (pas > 0)
@@ -116,9 +125,10 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
     every = int(round(every_ms * 1e6))
     if depth is None or not len(depth): raise MqbenchError("no book snapshots: the source has no order book activity")
     levels = sum(c.startswith("bid_px_") for c in depth.columns)
-    syms = sorted(set(depth["symbol"])) if symbols is None else list(symbols)
-    missing = [s for s in syms if s not in set(depth["symbol"])]
-    if missing: raise MqbenchError(f"no book activity for symbol(s) {missing}; the source has {sorted(set(depth['symbol']))[:20]}")
+    have = _symbols(depth["symbol"])
+    syms = have if symbols is None else list(symbols)
+    missing = [s for s in syms if s not in have]
+    if missing: raise MqbenchError(f"no book activity for symbol(s) {missing}; the source has {have[:20]}")
     t0 = int(depth["ts_ns"].min()) // every * every
     T = int(-((t0 - int(depth["ts_ns"].max())) // every)) + 1
     ts = t0 + every * np.arange(T, dtype=np.int64)
@@ -127,11 +137,11 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
     mid, ofi = np.full((N, T), np.nan), np.zeros((N, T))
     flows = [np.zeros((N, T)) for _ in range(5)] + [np.full((N, T), -np.inf), np.full((N, T), np.inf)]
     hi_bbo, lo_bbo = np.full((N, T), -np.inf), np.full((N, T), np.inf)
-    depth = depth[depth["symbol"].isin(syms)]
-    bbo = bbo[bbo["symbol"].isin(syms)].sort_values(["symbol", "ts_ns"], kind="stable")
-    code = {s: i for i, s in enumerate(syms)}
-    for s, rows in depth.groupby("symbol", sort=False, observed=True):
-        i, rows = code[s], rows.sort_values("ts_ns", kind="stable")
+    dsym = _codes(depth["symbol"], syms)
+    bbo = bbo.assign(_sym=_codes(bbo["symbol"], syms))
+    bbo = bbo[bbo["_sym"] >= 0].sort_values(["_sym", "ts_ns"], kind="stable")
+    for i in range(N):
+        rows = depth[dsym == i].sort_values("ts_ns", kind="stable")
         k = _tick_index(rows["ts_ns"].to_numpy(), t0, every, T)
         keep = np.r_[k[1:] != k[:-1], True]          # the last row of a tick is the state at the tick
         for name in book:
@@ -142,7 +152,7 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
     ok = (book["bid_sz"][..., 0] > 0) & (book["ask_sz"][..., 0] > 0) & (a1 > b1)
     mid = np.where(ok, (b1 + a1) / 2, np.nan)
     if len(bbo):
-        sym = bbo["symbol"].map(code).to_numpy(np.int64)
+        sym = bbo["_sym"].to_numpy(np.int64)
         k = _tick_index(bbo["ts_ns"].to_numpy(), t0, every, T)
         np.add.at(ofi, (sym, k), _ofi(bbo))
         b, a = bbo["bid_px"].to_numpy(np.float64), bbo["ask_px"].to_numpy(np.float64)
@@ -151,8 +161,8 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
         np.maximum.at(hi_bbo, (sym[two], k[two]), m); np.minimum.at(lo_bbo, (sym[two], k[two]), m)
     has = {"book", "ofi"}
     if trades is not None and len(trades):
-        trades = trades[trades["symbol"].isin(syms)]
-        sym = trades["symbol"].map(code).to_numpy(np.int64)
+        sym = _codes(trades["symbol"], syms)
+        trades, sym = trades[sym >= 0], sym[sym >= 0]
         k = _tick_index(trades["ts_ns"].to_numpy(), t0, every, T)
         side = _side_code(trades["aggressor"])
         flows = list(_flows(k, trades["price"].to_numpy(np.float64) * PRICE_SCALE, trades["size"].to_numpy(np.float64),
@@ -166,15 +176,15 @@ def grid_from_trades(trades: pd.DataFrame, every_ms: float, symbols=None) -> Gri
     "The grid of a trade table: the last trade price carried forward, trade flows per interval."
     every = int(round(every_ms * 1e6))
     if trades is None or not len(trades): raise MqbenchError("no trades: the source is empty")
-    syms = sorted(set(trades["symbol"])) if symbols is None else list(symbols)
-    missing = [s for s in syms if s not in set(trades["symbol"])]
-    if missing: raise MqbenchError(f"no trades for symbol(s) {missing}; the source has {sorted(set(trades['symbol']))[:20]}")
-    trades = trades[trades["symbol"].isin(syms)].sort_values(["ts_ns"], kind="stable")
+    have = _symbols(trades["symbol"])
+    syms = have if symbols is None else list(symbols)
+    missing = [s for s in syms if s not in have]
+    if missing: raise MqbenchError(f"no trades for symbol(s) {missing}; the source has {have[:20]}")
+    trades = trades[_codes(trades["symbol"], syms) >= 0].sort_values(["ts_ns"], kind="stable")
     t0 = int(trades["ts_ns"].min()) // every * every
     T = int(-((t0 - int(trades["ts_ns"].max())) // every)) + 1
     ts = t0 + every * np.arange(T, dtype=np.int64)
-    N, code = len(syms), {s: i for i, s in enumerate(syms)}
-    sym = trades["symbol"].map(code).to_numpy(np.int64)
+    N, sym = len(syms), _codes(trades["symbol"], syms)
     k = _tick_index(trades["ts_ns"].to_numpy(), t0, every, T)
     price, side = trades["price"].to_numpy(np.float64), _side_code(trades["aggressor"])
     flows = _flows(k, price, trades["size"].to_numpy(np.float64), side, N, T, sym)
@@ -191,7 +201,7 @@ def grid_from_candles(candles: pd.DataFrame, symbols=None) -> Grid:
     (high + low + close) / 3, the usual stand-in for the VWAP a bar does not carry."""
     if candles is None or not len(candles): raise MqbenchError("no candles: the source is empty")
     if "symbol" not in candles: candles = candles.assign(symbol="")
-    syms = sorted(set(candles["symbol"])) if symbols is None else list(symbols)
+    syms = _symbols(candles["symbol"]) if symbols is None else list(symbols)
     ts = np.unique(candles.loc[candles["symbol"].isin(syms), "ts_ns"].to_numpy(np.int64))
     N, T = len(syms), len(ts)
     out = {c: np.full((N, T), np.nan) for c in ("close", "high", "low", "volume", "taker_buy_volume", "trades")}
@@ -431,16 +441,28 @@ def _corr(o, x, y, w):
 
 def g_cross(a, o, c):
     r, peers = a["ret"], a["peers"]                         # (N, T), (N, P)
-    have = o.asarray(peers >= 0)[..., None]                  # (N, P, 1)
-    rp = o.take_rows(r, np.maximum(peers, 0)) * have         # (N, P, T) each symbol's peers' returns
+    idx, have = np.maximum(peers, 0), o.asarray(peers >= 0)[..., None]   # (N, P), (N, P, 1)
+    peer = lambda x: o.take_rows(x, idx) * have             # (N, T) -> (N, P, T): each symbol's peers' series
+    rp = peer(r)
     rs = r[:, None, :]                                       # (N, 1, T)
-    lag = o.shift(rp, 1, 0.0)
+    moved = (r != o.shift(r, 1, "edge")) * 1.0
+    # running sums do not depend on the window: take them once, difference them per window
+    cs = {"r": o.cumsum(r), "rr": o.cumsum(r * r), "moved": o.cumsum(moved),
+          "xy": o.cumsum(rs * rp), "xlag": o.cumsum(rs * o.shift(rp, 1, 0.0))}
+    win = lambda x, w: x - o.shift(x, w)
     out = []
     for w in c.cross_windows:
-        corr, cov, var_p = _corr(o, rs, rp, w)
-        beta = safe_div(o, cov, var_p)
-        rel = rolling_sum(o, rs - rp, w) * have
-        lead, _, _ = _corr(o, rs, lag, w)
+        s1 = win(cs["r"], w)
+        mean = s1 / w
+        var = o.where(win(cs["moved"], w - 1) > 0.5, o.clamp_min(win(cs["rr"], w) / w - mean * mean, 0.0), 0.0)
+        ms, vs = mean[:, None, :], var[:, None, :]           # (N, 1, T)
+        mp, vp = peer(mean), peer(var)                      # (N, P, T)
+        mpl, vpl = o.shift(mp, 1), o.shift(vp, 1)            # the peer's series one tick earlier
+        cov = o.where((vs > 0) & (vp > 0), win(cs["xy"], w) / w - ms * mp, 0.0)
+        covl = o.where((vs > 0) & (vpl > 0), win(cs["xlag"], w) / w - ms * mpl, 0.0)
+        corr, beta = safe_div(o, cov, o.sqrt(vs * vp)), safe_div(o, cov, vp)
+        lead = safe_div(o, covl, o.sqrt(vs * vpl))
+        rel = (s1[:, None, :] - peer(s1)) * have
         for p in range(peers.shape[1]):
             out += [(f"corr_p{p + 1}_{w}", f"correlation of 1-tick returns with peer {p + 1} over {w} ticks", corr[:, p]),
                     (f"beta_p{p + 1}_{w}", f"beta on peer {p + 1}'s returns over {w} ticks", beta[:, p]),
@@ -776,10 +798,11 @@ def event_stream(events: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = (ev["price"].to_numpy(np.float64) - mid) / mid * BPS
     ts = ev["ts_ns"].to_numpy(np.int64)
-    first = np.r_[True, ev["symbol"].to_numpy()[1:] != ev["symbol"].to_numpy()[:-1]]
+    sym = pd.factorize(ev["symbol"])[0]
+    first = np.r_[True, sym[1:] != sym[:-1]]
     dt_ = np.where(first, 0, ts - np.r_[ts[:1], ts[:-1]])
-    return pd.DataFrame({"symbol": ev["symbol"].to_numpy(), "ts_ns": ts, "action": ev["action"].to_numpy(),
-                         "side": ev["side"].to_numpy(), "rel_price_bps": rel, "size": ev["size"].to_numpy(np.int64),
+    return pd.DataFrame({"symbol": ev["symbol"].array, "ts_ns": ts, "action": ev["action"].array,
+                         "side": ev["side"].array, "rel_price_bps": rel, "size": ev["size"].to_numpy(np.int64),
                          "dt_ns": dt_})
 
 def trade_stream(trades: pd.DataFrame, price_scale: float = 1.0) -> pd.DataFrame:
@@ -787,9 +810,10 @@ def trade_stream(trades: pd.DataFrame, price_scale: float = 1.0) -> pd.DataFrame
     tr = trades.sort_values(["symbol", "ts_ns"], kind="stable")
     p = tr["price"].to_numpy(np.float64) * price_scale
     ts = tr["ts_ns"].to_numpy(np.int64)
-    first = np.r_[True, tr["symbol"].to_numpy()[1:] != tr["symbol"].to_numpy()[:-1]]
+    sym = pd.factorize(tr["symbol"])[0]
+    first = np.r_[True, sym[1:] != sym[:-1]]
     lp = np.log(p)
-    return pd.DataFrame({"symbol": tr["symbol"].to_numpy(), "ts_ns": ts, "side": _side_code(tr["aggressor"]),
+    return pd.DataFrame({"symbol": tr["symbol"].array, "ts_ns": ts, "side": _side_code(tr["aggressor"]),
                          "dprice_bps": np.where(first, 0.0, (lp - np.r_[lp[:1], lp[:-1]]) * BPS),
                          "size": tr["size"].to_numpy(np.float64), "dt_ns": np.where(first, 0, ts - np.r_[ts[:1], ts[:-1]])})
 
