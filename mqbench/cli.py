@@ -96,7 +96,7 @@ def _print_dataset(stats: dict, out: Path):
 def _prepare(a):
     from mqbench import prepare as P
     out, kw = Path(a.output), dict(overwrite=a.overwrite, backend=a.backend)
-    syms = a.symbols_list or None
+    syms = getattr(a, "symbols_list", None) or None
     if a.source == "itch":
         stats = P.prepare_itch(a.input, out, _dataset_config(a, "itch"), symbols=syms, limit=a.limit, levels=a.levels, **kw)
     elif a.source == "synth":
@@ -143,7 +143,7 @@ def _prepare_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="read only the first N messages")
     p.add_argument("--levels", type=int, default=10, help="book levels per side (default 10)")
     p = source("synth", "from a synthetic day (generated, or reused from data/synth/)")
-    _day_args(p); p.set_defaults(symbols_list=None)
+    _day_args(p)
     p = source("binance", "from Binance trade or aggTrade archives (csv or zip)", every_ms=1000.0)
     p.add_argument("--input", required=True, nargs="+", help="files or glob patterns")
     p.add_argument("--symbols", dest="symbols_list", nargs="+", metavar="SYM", help="only these symbols")

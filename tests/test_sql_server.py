@@ -145,3 +145,16 @@ def test_unreachable_servers_fail_fast_with_the_password_masked(url):
         sources.read_sql_trades("mysql+pymysql://u:secret@127.0.0.1:1/db", "trades")
     assert "mysql+pymysql://u:***@127.0.0.1:1/db: cannot connect" in str(e.value) and "secret" not in str(e.value)
     assert time.perf_counter() - t0 < 20
+
+
+def test_prepare_from_the_server(url, tables, day, tmp_path):
+    "A dataset from the server's message table equals the one the ITCH file itself gives."
+    from mqbench.features import SPLITS, load_dataset
+    from mqbench.prepare import prepare_itch, prepare_sql
+    t = tables("itch_messages")
+    sources.write_sql_messages(day, url, t)
+    prepare_sql(url, t, tmp_path / "sql")
+    prepare_itch(day, tmp_path / "file")
+    a, b = load_dataset(tmp_path / "file"), load_dataset(tmp_path / "sql")
+    for k in SPLITS:
+        assert a[k].windows.equals(b[k].windows) and np.array_equal(a[k].rows, b[k].rows), k

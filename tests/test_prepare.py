@@ -1,0 +1,131 @@
+"`mqbench prepare` end to end for every source, as a user runs it, on the real files and the synthetic day."
+import json, os, subprocess, sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mqbench import sources, synth
+from mqbench.book import replay
+from mqbench.core import real_data_dir
+
+MQBENCH = Path(sys.executable).parent / "mqbench"
+REAL = real_data_dir()
+SPLITS = ("train", "eval", "test")
+
+
+def mq(*args, ok=True):
+    p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True)
+    if ok: assert p.returncode == 0, p.stderr
+    return p
+
+
+def check_dataset(out: Path, prefix: str, features: int | None = None):
+    "The files every dataset has, consistent with each other."
+    m = json.loads((out / "manifest.json").read_text())
+    st = json.loads((out / "stats.json").read_text())
+    names = json.loads((out / "features.json").read_text())["names"]
+    assert m["stage"] == "features" and st["counts"]["features"] == len(names)
+    if features: assert len(names) == features
+    for k in SPLITS:
+        rows = np.load(out / f"{k}_rows.npy", mmap_mode="r")
+        win = pd.read_parquet(out / f"{k}_windows.parquet")
+        assert len(win) == m["counts"][f"{k}_windows"] > 0 and rows.shape[1] == len(names)
+        assert np.isfinite(rows).all() and win.row_end.max() < len(rows)
+        assert win.label.isin([0, 1, 2]).all()
+        assert sum(1 for _ in open(out / f"{prefix}_{k}.jsonl")) == st["jsonl_records"][k]
+    for a, b in zip(SPLITS, SPLITS[1:]):
+        assert pd.read_parquet(out / f"{a}_windows.parquet").ts_ns.max() < pd.read_parquet(out / f"{b}_windows.parquet").ts_ns.min()
+    return st
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    path = tmp_path_factory.mktemp("day") / "day.itch"
+    synth.generate(path, symbols=3, hours=0.05, seed=2)
+    return path
+
+
+def test_itch_and_synth(day, tmp_path):
+    out = tmp_path / "itch"
+    p = mq("prepare", "itch", "--input", day, "--output", out, "--sequence-length", 50, "--horizon-ms", 500,
+           "--threshold-bps", 5.0, "--symbols", "LQDA", "MIDC", "--limit", 400_000)
+    assert "NEUTRAL" in p.stdout and str(out) in p.stdout
+    st = check_dataset(out, "itch", 200)
+    assert st["grid"]["symbols"] == ["LQDA", "MIDC"] and st["source"]["limit"] == 400_000
+    home = tmp_path / "home"
+    r = subprocess.run([str(MQBENCH), "prepare", "synth", "--output", str(tmp_path / "synth"), "--symbols", "2",
+                        "--hours", "0.05", "--seed", "4"], capture_output=True, text=True,
+                       env={**os.environ, "MQBENCH_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    check_dataset(tmp_path / "synth", "itch", 200)
+    assert list((home / "data" / "synth").glob("*.itch")), "the day is kept under data/synth for the next run"
+
+
+def test_binance_real_sample(tmp_path):
+    out = tmp_path / "eth"
+    mq("prepare", "binance", "--input", REAL / "ETHUSDT-trades-2023-02-02-sample.csv", "--output", out,
+       "--every-ms", 1000, "--sequence-length", 10, "--horizon-ms", 5000, "--warmup", 10)
+    st = check_dataset(out, "binance")
+    assert st["grid"]["kind"] == "trades" and st["counts"]["train_trades"] > 500
+
+
+@pytest.mark.parametrize("name,args", [("GOOG_daily.csv", []), ("EURUSD_hourly.csv", []),
+                                       ("BTCUSD_monthly.csv", ["--sequence-length", 6, "--warmup", 12])])
+def test_ohlc_real_files(tmp_path, name, args):
+    out = tmp_path / "bars"
+    mq("prepare", "ohlc", "--input", REAL / name, "--output", out, *args)
+    st = check_dataset(out, "ohlc")
+    assert st["grid"]["kind"] == "candles" and st["label"]["horizon_ticks"] == 1
+
+
+def test_sql_sqlite_messages_and_trades(day, tmp_path):
+    url = f"sqlite:///{tmp_path / 'day.db'}"
+    sources.write_sql_messages(day, url, "itch_messages")
+    mq("prepare", "sql", "--url", url, "--table", "itch_messages", "--output", tmp_path / "sql")
+    check_dataset(tmp_path / "sql", "itch", 200)
+    trades = sources.read_binance_trades(REAL / "ETHUSDT-trades-2023-02-02-sample.csv")
+    import sqlalchemy as sa
+    eng = sa.create_engine(url)
+    trades.to_sql("trades", eng, index=False); eng.dispose()
+    mq("prepare", "sql", "--url", url, "--table", "trades", "--kind", "trades", "--output", tmp_path / "sqlt",
+       "--every-ms", 1000, "--sequence-length", 10, "--horizon-ms", 5000, "--warmup", 10)
+    check_dataset(tmp_path / "sqlt", "sql")
+
+
+def test_lobster(day, tmp_path):
+    rep = replay(day, symbols=["MIDC"], levels=10, depth=True, events=True)
+    paths = sources.write_lobster(rep, tmp_path / "lob", symbol="MIDC", date="2026-11-20", levels=10)
+    mq("prepare", "lobster", "--input", paths["message"], "--output", tmp_path / "ds")
+    st = check_dataset(tmp_path / "ds", "lobster", 60)   # one symbol: no cross-symbol group
+    assert st["counts"]["train_events"] > 1000
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(day, tmp_path):
+    out = tmp_path / "out"
+    cases = []
+    bad = tmp_path / "ETHUSDT-trades-2023-02-02.csv"
+    lines = (REAL / "ETHUSDT-trades-2023-02-02-sample.csv").read_text().splitlines()
+    bad.write_text("\n".join(lines[:40] + [lines[40].replace("1666.", "nan")] + lines[41:]) + "\n")
+    cases.append((["binance", "--input", bad], "row 41"))
+    unsorted = tmp_path / "ETHUSDT-trades-2023-02-03.csv"
+    unsorted.write_text("\n".join(lines[:10] + [lines[30]] + lines[11:]) + "\n")
+    cases.append((["binance", "--input", unsorted], "row"))
+    nocol = tmp_path / "bars.csv"
+    nocol.write_text("Date,Open,High,Close\n2020-01-01,1,2,1.5\n")
+    cases.append((["ohlc", "--input", nocol], "['low']"))
+    cases.append((["itch", "--input", day, "--symbols", "NOPE"], "NOPE"))
+    cases.append((["itch", "--input", REAL / "itch50_first1000.itch"], "no order-book activity"))
+    cases.append((["sql", "--url", "mysql+pymysql://u:secret@127.0.0.1:1/db", "--table", "t"], "127.0.0.1"))
+    cases.append((["binance", "--input", tmp_path / "none-*.csv"], "no file matches"))
+    for args, words in cases:
+        p = mq("prepare", *args, "--output", out, ok=False)
+        assert p.returncode == 1 and words in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+        assert "secret" not in p.stderr
+        assert not out.exists() and not list(tmp_path.glob(".out.*")), "nothing half-written is left"
+    mq("prepare", "itch", "--input", day, "--output", out)
+    p = mq("prepare", "itch", "--input", day, "--output", out, ok=False)
+    assert "already exists" in p.stderr
+    mq("prepare", "itch", "--input", day, "--output", out, "--overwrite", "--sequence-length", 20)
+    assert json.loads((out / "manifest.json").read_text())["params"]["dataset"]["sequence_length"] == 20
