@@ -84,7 +84,7 @@ def prepare_synth(out_dir, cfg: DatasetConfig = DatasetConfig(), *, symbols: int
     stats = prepare_itch(path, out_dir, cfg, overwrite=overwrite, backend=backend)
     return stats
 
-# %% ../nbs/06_prepare.ipynb #c012
+# %% ../nbs/06_prepare.ipynb #c013
 def _files(inputs) -> list[Path]:
     "Paths of `inputs` (paths or glob patterns), sorted; an error when a pattern matches nothing."
     out = []
