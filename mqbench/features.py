@@ -256,7 +256,9 @@ class NumpyOps:
     def __init__(self, dtype=np.float64): self.dtype = dtype
     def asarray(self, a): return np.asarray(a, dtype=self.dtype)
     def cumsum(self, x): return np.cumsum(x, axis=-1)
-    def stack(self, xs): return np.stack(xs, axis=-1)
+    def stack(self, xs):
+        "(..., F) from F arrays: stacked along a new first axis (contiguous copies), then viewed with it last."
+        return np.moveaxis(np.stack(xs, axis=0), 0, -1)
     def where(self, c, a, b): return np.where(c, a, b)
     def log(self, x): return np.log(x)
     def sqrt(self, x): return np.sqrt(x)
@@ -282,7 +284,7 @@ class TorchOps(NumpyOps):
         self.dtype = dtype or torch.float64
     def asarray(self, a): return self.torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
     def cumsum(self, x): return self.torch.cumsum(x, dim=-1)
-    def stack(self, xs): return self.torch.stack(xs, dim=-1)
+    def stack(self, xs): return self.torch.movedim(self.torch.stack(xs, dim=0), 0, -1)
     def where(self, c, a, b): return self.torch.where(c, a, b)
     def log(self, x): return self.torch.log(x)
     def sqrt(self, x): return self.torch.sqrt(x)
@@ -632,8 +634,10 @@ def _time_text(ns: int) -> str:
     if 0 <= ns < 86_400 * 10**9: return itch.fmt_ns(ns)
     return pd.Timestamp(ns, unit="ns", tz="UTC").isoformat()
 
-def _round(x: np.ndarray, digits: int) -> list:
-    return [[float(f"{v:.{digits}g}") for v in row] for row in x.tolist()]
+def _rows_json(x: np.ndarray, digits: int) -> str:
+    "A 2-D array as a JSON list of lists, each number to `digits` significant digits."
+    cells = np.char.mod(f"%.{digits}g", x)
+    return "[" + ",".join("[" + ",".join(r) + "]" for r in cells.tolist()) + "]"
 
 def _jsonl(path, rows_raw, ends, sym_names, ts, labels, move, theta, names, cfg: DatasetConfig, keep):
     "Write one JSONL record per kept window; returns the number written."
@@ -645,9 +649,9 @@ def _jsonl(path, rows_raw, ends, sym_names, ts, labels, move, theta, names, cfg:
             e = int(ends[i])
             rec = {"symbol": sym_names[i], "time": _time_text(int(ts[i])), "ts_ns": int(ts[i]),
                    "label": int(labels[i]), "label_name": LABEL_NAMES[labels[i]],
-                   "move_bps": round(float(move[i]), 4), "threshold_bps": round(float(theta[i]), 4),
-                   "features": fnames, "window": _round(rows_raw[e - S + 1:e + 1][:, cols], cfg.jsonl_digits)}
-            f.write(json.dumps(rec) + "\n"); n += 1
+                   "move_bps": round(float(move[i]), 4), "threshold_bps": round(float(theta[i]), 4), "features": fnames}
+            window = _rows_json(rows_raw[e - S + 1:e + 1][:, cols], cfg.jsonl_digits)   # the record's bulk, formatted at once
+            f.write(json.dumps(rec)[:-1] + ', "window": ' + window + "}\n"); n += 1
     return n
 
 def _blocks(s, t, S):
@@ -655,10 +659,11 @@ def _blocks(s, t, S):
     return [(int(k), int(t[s == k].min()) - S + 1, int(t[s == k].max())) for k in np.unique(s)]
 
 def _feature_stats(rows: np.ndarray, names) -> dict:
-    q = np.nanpercentile(rows, [1, 50, 99], axis=0) if len(rows) else np.zeros((3, len(names)))
-    return {n: {"mean": float(rows[:, i].mean()), "std": float(rows[:, i].std()), "min": float(rows[:, i].min()),
-                "p01": float(q[0, i]), "median": float(q[1, i]), "p99": float(q[2, i]), "max": float(rows[:, i].max())}
-            for i, n in enumerate(names)} if len(rows) else {}
+    "Per feature: mean, std, min, 1st percentile, median, 99th percentile, max (rows are finite)."
+    if not len(rows): return {}
+    cols = [rows.mean(0), rows.std(0), rows.min(0), *np.percentile(rows, [1, 50, 99], axis=0), rows.max(0)]
+    keys = ("mean", "std", "min", "p01", "median", "p99", "max")
+    return {n: {k: float(c[i]) for k, c in zip(keys, cols)} for i, n in enumerate(names)}
 
 def _balance(labels: np.ndarray) -> dict:
     c = np.bincount(labels, minlength=3)
