@@ -4,7 +4,6 @@
 
 # %% ../nbs/06_prepare.ipynb #c003
 from __future__ import annotations
-import glob as _glob
 from dataclasses import replace
 from pathlib import Path
 
@@ -85,17 +84,6 @@ def prepare_synth(out_dir, cfg: DatasetConfig = DatasetConfig(), *, symbols: int
     return stats
 
 # %% ../nbs/06_prepare.ipynb #c013
-def _files(inputs) -> list[Path]:
-    "Paths of `inputs` (paths or glob patterns), sorted; an error when a pattern matches nothing."
-    out = []
-    for x in [inputs] if isinstance(inputs, (str, Path)) else inputs:
-        hits = sorted(_glob.glob(str(x))) if any(c in str(x) for c in "*?[") else [str(x)]
-        if not hits: raise MqbenchError(f"{x}: no file matches")
-        for h in hits:
-            if not Path(h).exists(): raise MqbenchError(f"{h}: no such file")
-        out += [Path(h) for h in hits]
-    return out
-
 def prepare_trades(trades: pd.DataFrame, out_dir, cfg: DatasetConfig, *, symbols=None, inputs=(), source=None,
                    overwrite: bool = False, backend: str = "numpy") -> dict:
     "A dataset from a trade table (`mqbench.sources` layout): grid of last prices, features, labels, trade stream."
@@ -107,7 +95,7 @@ def prepare_binance(inputs, out_dir, cfg: DatasetConfig = DatasetConfig(prefix="
                     overwrite: bool = False, backend: str = "numpy") -> dict:
     "A dataset from Binance trade or aggTrade archives (csv or zip; paths or glob patterns)."
     from mqbench import sources
-    files = _files(inputs)
+    files = sources.expand_paths(inputs)
     trades = sources.read_binance_trades(files)
     return prepare_trades(trades, out_dir, cfg, symbols=symbols, inputs=files, overwrite=overwrite, backend=backend,
                           source={"kind": "binance", "files": [str(f) for f in files], "trades": len(trades)})
@@ -117,7 +105,7 @@ def prepare_ohlc(input, out_dir, cfg: DatasetConfig = DatasetConfig(prefix="ohlc
     """A dataset from candles: a CSV of OHLC(V) bars or Binance kline archives (`klines`; by default
     guessed from the file name, `<SYMBOL>-<interval>-YYYY-MM-DD`)."""
     from mqbench import sources
-    files = _files(input)
+    files = sources.expand_paths(input)
     is_klines = klines if klines is not None else all(_looks_like_klines(f) for f in files)
     bars = sources.read_binance_klines(files) if is_klines else pd.concat([sources.read_candles(f) for f in files])
     if cfg.horizon_ticks is None: cfg = replace(cfg, horizon_ticks=1)

@@ -118,7 +118,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(day, tmp_path):
     cases.append((["itch", "--input", day, "--symbols", "NOPE"], "NOPE"))
     cases.append((["itch", "--input", REAL / "itch50_first1000.itch"], "no order-book activity"))
     cases.append((["sql", "--url", "mysql+pymysql://u:secret@127.0.0.1:1/db", "--table", "t"], "127.0.0.1"))
-    cases.append((["binance", "--input", tmp_path / "none-*.csv"], "no file matches"))
+    cases.append((["binance", "--input", tmp_path / "none-*.csv"], "matches no file"))
     for args, words in cases:
         p = mq("prepare", *args, "--output", out, ok=False)
         assert p.returncode == 1 and words in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
