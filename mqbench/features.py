@@ -227,7 +227,8 @@ class FeatureConfig:
     groups: tuple = ("basic", "spread", "imbalance", "momentum", "volume", "volatility", "flow", "cross")
     depths: tuple = (1, 3, 5, 10)             # imbalance: cumulative book depth in levels
     imbalance_change: int = 10                # imbalance: change over this many ticks
-    lookbacks: tuple = (1, 5, 10, 50, 100, 300)   # momentum: return and moving-average lookbacks
+    lookbacks: tuple = (1, 5, 10, 50, 100, 300)   # momentum: return lookbacks
+    ma_windows: tuple = (5, 10, 50, 100, 300, 600)  # momentum: moving averages the mid is compared with
     volume_windows: tuple = (10, 100)         # volume: traded volume, trade count, VWAP over these
     volatility_windows: tuple = (10, 50, 100, 300)  # volatility: realized and Parkinson
     flow_windows: tuple = (1, 10, 100)        # flow: aggressor imbalance
@@ -243,7 +244,7 @@ class FeatureConfig:
     @property
     def longest(self) -> int:
         "The longest lookback of the selected groups: ticks of history a feature row needs."
-        per = {"basic": [1], "spread": [1], "imbalance": [self.imbalance_change], "momentum": self.lookbacks,
+        per = {"basic": [1], "spread": [1], "imbalance": [self.imbalance_change], "momentum": [*self.lookbacks, *self.ma_windows],
                "volume": self.volume_windows, "volatility": self.volatility_windows,
                "flow": [*self.flow_windows, *self.ofi_windows, *self.deep_ofi_windows, *self.vpin_windows, *self.kyle_windows],
                "cross": [w + 1 for w in self.cross_windows]}
@@ -355,7 +356,7 @@ def g_momentum(a, o, c):
     d = mid - mid[..., :1]                    # running sums of the change since the start stay small
     out = [(f"ret_{k}", f"log return of the mid over {k} tick(s), bps", lp - o.shift(lp, k, "edge")) for k in c.lookbacks]
     out += [(f"ma_gap_{k}", f"mid against its {k}-tick moving average, bps",
-             ((d - rolling_sum(o, d, k) / k) / mid) * BPS) for k in c.lookbacks]
+             ((d - rolling_sum(o, d, k) / k) / mid) * BPS) for k in c.ma_windows]
     return out
 
 def g_volume(a, o, c):
