@@ -163,6 +163,56 @@ def _prepare_parser(sub):
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
 # %% ../nbs/20_cli.ipynb #c010
+def _tokenize(a):
+    from mqbench import tokenize
+    if a.kind == "candles":
+        from mqbench import sources
+        files = sources.expand_paths(a.input)
+        import pandas as pd
+        bars = pd.concat([sources.read_candles(f) for f in files])
+        stats = tokenize.write_candle_tokens(bars, a.out, block_size=a.block_size, stride=a.stride, steps=a.steps,
+                                             seed=a.seed, inputs=files, overwrite=a.overwrite)
+    else:
+        stats = tokenize.write_token_dataset(a.input, a.out, kind=a.kind, block_size=a.block_size, stride=a.stride,
+                                             overwrite=a.overwrite)
+    print(json.dumps(stats, indent=2, default=str)[:4000])
+
+def _train(argv):
+    "`mqbench train ...` is `python -m mqbench.train ...`: the trainer parses its own options."
+    from mqbench import train
+    train.main(argv, prog="mqbench train")
+
+def _generate(a):
+    from mqbench import train
+    out = train.generate_from_run(a.run, a.n, top_k=a.top_k, temperature=a.temperature, seed=a.seed, symbol=a.symbol)
+    print(f"{len(out['tokens'])} tokens for {out['symbol']} from {out['checkpoint']}")
+    print(out["decoded"].to_string(max_rows=a.show))
+
+def _model_parsers(sub):
+    t = sub.add_parser("tokenize", help="token windows from a dataset's streams or from candles",
+                       description="Fit a tokenizer on the train split and write token windows per split, with a manifest.")
+    t.add_argument("kind", choices=["events", "trades", "candles"], help="what to tokenize")
+    t.add_argument("--input", required=True, nargs="+", help="a prepared dataset folder (events, trades) or candle files")
+    t.add_argument("--out", required=True, help="token dataset folder to create")
+    t.add_argument("--block-size", type=int, default=256, help="tokens per window (default 256)")
+    t.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: no overlap)")
+    t.add_argument("--steps", type=int, default=300, help="candles: VQ-VAE training steps (default 300)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--overwrite", action="store_true")
+    t.set_defaults(func=lambda a: _tokenize(argparse.Namespace(**{**vars(a), "input": a.input if a.kind == "candles" else a.input[0]})))
+    sub.add_parser("train", help="train a decoder on token windows, one stage (`mqbench train --help`)")   # routed in main
+    g = sub.add_parser("generate", help="sample tokens from a trained run, decoded",
+                       description="Sample tokens from a run's model after a symbol's separator, and decode them.")
+    g.add_argument("--run", required=True, help="a run folder written by mqbench train")
+    g.add_argument("--n", type=int, default=200, help="tokens to generate (default 200)")
+    g.add_argument("--top-k", type=int, default=16)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--symbol", default=None, help="the symbol to generate for (default: the run's)")
+    g.add_argument("--show", type=int, default=20, help="decoded rows to print")
+    g.set_defaults(func=_generate)
+
+# %% ../nbs/20_cli.ipynb #c012
 def _replay_args(p, out_help: str):
     "The arguments of the commands that rebuild books: the file, where to write, which symbols."
     p.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
@@ -211,10 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     _day_args(d)
     d.set_defaults(func=_demo)
     _prepare_parser(sub)
+    _model_parsers(sub)
     return p
 
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        _train(argv[1:]); return 0
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -790,9 +790,9 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        bf16=not a.no_bf16, mlflow=not a.no_mlflow, symbol=a.symbol, horizon=a.horizon, rl_samples=a.rl_samples,
                        rl_temperature=a.rl_temperature, kl_coef=a.kl_coef, reward=a.reward)
 
-def main(argv=None) -> dict | None:
-    "Train from command-line arguments (python -m mqbench.train, torchrun -m mqbench.train); print the summary as JSON."
-    a = add_train_arguments(argparse.ArgumentParser(prog="python -m mqbench.train", description="Train a decoder on token windows.")).parse_args(argv)
+def main(argv=None, prog: str = "python -m mqbench.train") -> dict | None:
+    "Train from command-line arguments (python -m mqbench.train, torchrun -m mqbench.train, mqbench train); print the summary as JSON."
+    a = add_train_arguments(argparse.ArgumentParser(prog=prog, description="Train a decoder on token windows.")).parse_args(argv)
     try:
         summary = train(config_from_args(a))
     except MqbenchError as e:

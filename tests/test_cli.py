@@ -67,3 +67,18 @@ def test_errors_are_one_line_and_leave_nothing(day, tmp_path):
 def test_help():
     for args in (["--help"], ["itch", "bbo", "--help"], ["synth", "--help"], ["demo", "--help"]):
         assert "usage: mqbench" in mq(*args).stdout
+
+
+def test_prepare_tokenize_train_generate(day, tmp_path):
+    "The path from a day to generated events, through the command line only."
+    mq("prepare", "itch", "--input", day, "--output", tmp_path / "ds", "--sequence-length", 20)
+    mq("tokenize", "events", "--input", tmp_path / "ds", "--out", tmp_path / "tok", "--block-size", 64)
+    assert json.loads((tmp_path / "tok" / "manifest.json").read_text())["stage"] == "tokens"
+    out = mq("train", "--data", tmp_path / "tok", "--steps", 12, "--eval-every", 6, "--no-muon", "--out", tmp_path / "run",
+             "--set", "n_embd=64", "--set", "n_layer=2", "--set", "n_head=2", "--set", "n_kv_head=1").stdout
+    summary = json.loads(out[out.index("{"):])
+    assert summary["steps"] == 12 and summary["final_val_loss"] < summary["start_val_loss"]
+    gen = mq("generate", "--run", tmp_path / "run", "--n", 25, "--show", 3).stdout
+    assert "25 tokens" in gen and "action" in gen
+    p = mq("train", "--data", tmp_path / "missing", "--steps", 1, ok=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
