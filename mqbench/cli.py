@@ -175,7 +175,9 @@ def _tokenize(a):
     else:
         stats = tokenize.write_token_dataset(a.input, a.out, kind=a.kind, block_size=a.block_size, stride=a.stride,
                                              overwrite=a.overwrite)
-    print(json.dumps(stats, indent=2, default=str)[:4000])
+    brief = {k: stats[k] for k in ("kind", "vocab_size", "tokenizer", "block_size", "splits", "unigram_nats", "seconds") if k in stats}
+    print(json.dumps(brief, indent=2, default=str))
+    print(f"token dataset in {a.out}; everything else in {Path(a.out) / 'stats.json'}")
 
 def _train(argv):
     "`mqbench train ...` is `python -m mqbench.train ...`: the trainer parses its own options."
