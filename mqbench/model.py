@@ -109,9 +109,9 @@ def attend(q, k, v, *, causal: bool = True, window: int | None = None, backend: 
     of K. Query i sits at position q_offset + i of the keys; causal and window masks are by position."""
     B, H, T, D = q.shape
     S, K = k.shape[2], k.shape[1]
-    if backend == "triton" and q_offset == 0 and T == S:
+    if backend == "triton" and q_offset == 0 and T == S:          # the KV-cache decode step stays on SDPA
         from mqbench.kernels import attention
-        return attention(q, k, v, causal=causal, window=window)
+        return attention(q, k, v, causal=causal, window=window, backend="triton")
     mask = None
     if window is not None or (causal and q_offset):
         i = torch.arange(T, device=q.device)[:, None] + q_offset
