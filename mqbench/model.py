@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from .core import MqbenchError, atomic_path
 
 # %% auto #0
-__all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'RMSNorm', 'rope_tables', 'apply_rope', 'attend', 'Attention', 'MLP',
-           'Block', 'KVCache', 'Decoder', 'to_hf_llama', 'generate', 'save_model', 'load_model']
+__all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'rope_tables', 'apply_rope', 'attend',
+           'Attention', 'MLP', 'Block', 'KVCache', 'Decoder', 'to_hf_llama', 'generate', 'save_model', 'load_model']
 
 # %% ../nbs/09_model.ipynb #c005
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class ModelConfig:
     tie_embeddings: bool = True     # the LM head is the embedding matrix
     window: int | None = None       # sliding-window attention: a token sees the last `window` positions
     attn_backend: str = "sdpa"      # "sdpa" (PyTorch), "triton" (mqbench.kernels), "reference" (plain torch)
+    kernels: str = "never"          # Triton RMSNorm, RoPE and SwiGLU: "cuda" (on CUDA tensors), "always" (CPU too,
+                                    # under TRITON_INTERPRET=1: for tests), "never". Not the default until a GPU
+                                    # measurement shows them faster than eager PyTorch (bench/kernels.py)
     init_std: float = 0.02
 
     def __post_init__(self):
@@ -44,6 +47,8 @@ class ModelConfig:
         if self.n_embd % self.n_head: raise MqbenchError(f"n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
         if (self.n_embd // self.n_head) % 2: raise MqbenchError("the head dimension must be even for RoPE")
         if self.mlp not in ("swiglu", "relu2"): raise MqbenchError(f"mlp must be 'swiglu' or 'relu2', not {self.mlp!r}")
+        if self.kernels not in ("cuda", "always", "never"):
+            raise MqbenchError(f"kernels must be 'cuda', 'always' or 'never', not {self.kernels!r}")
         if self.attn_backend not in ("sdpa", "triton", "reference"):
             raise MqbenchError(f"attn_backend must be 'sdpa', 'triton' or 'reference', not {self.attn_backend!r}")
 
@@ -80,14 +85,23 @@ def preset(size: str = "tiny", style: str = "llama3", **overrides) -> ModelConfi
     return ModelConfig(**{**SIZES[size], **STYLES[style], **overrides})
 
 # %% ../nbs/09_model.ipynb #c007
+def kernel_backend(mode: str, x) -> str | None:
+    """The `mqbench.kernels` backend for tensor x under ModelConfig.kernels `mode`, None for plain torch:
+    on CUDA "auto" (the kernel, or its reference where a shape does not suit it); "always" forces the kernel."""
+    if mode == "always": return "triton"
+    return "auto" if mode == "cuda" and x.is_cuda else None
+
 class RMSNorm(nn.Module):
     "x / rms(x), times a learned scale unless parameter-free; computed in float32."
-    def __init__(self, dim: int, eps: float = 1e-5, weight: bool = True):
+    def __init__(self, dim: int, eps: float = 1e-5, weight: bool = True, kernels: str = "never"):
         super().__init__()
-        self.eps = eps
+        self.eps, self.kernels = eps, kernels
         self.weight = nn.Parameter(torch.ones(dim)) if weight else None
 
     def forward(self, x):
+        if (kb := kernel_backend(self.kernels, x)) is not None:
+            from mqbench.kernels import rms_norm
+            return rms_norm(x, self.weight, self.eps, backend=kb)
         y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
         y = y.to(x.dtype)
         return y * self.weight if self.weight is not None else y
@@ -137,8 +151,8 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(c.n_embd, c.n_kv_head * D, bias=False)
         self.v_proj = nn.Linear(c.n_embd, c.n_kv_head * D, bias=False)
         self.o_proj = nn.Linear(c.n_head * D, c.n_embd, bias=False)
-        self.q_norm = RMSNorm(D, c.norm_eps, c.norm_weight) if c.qk_norm else None
-        self.k_norm = RMSNorm(D, c.norm_eps, c.norm_weight) if c.qk_norm else None
+        self.q_norm = RMSNorm(D, c.norm_eps, c.norm_weight, c.kernels) if c.qk_norm else None
+        self.k_norm = RMSNorm(D, c.norm_eps, c.norm_weight, c.kernels) if c.qk_norm else None
 
     def forward(self, x, cos, sin, cache=None, pos: int = 0, layer: int = 0):
         B, T, C = x.shape
@@ -147,7 +161,11 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, T, c.n_kv_head, D).transpose(1, 2)    # (B, K, T, D)
         v = self.v_proj(x).view(B, T, c.n_kv_head, D).transpose(1, 2)
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if (kb := kernel_backend(c.kernels, q)) is not None:
+            from mqbench.kernels import rope
+            q, k = rope(q, cos, sin, backend=kb), rope(k, cos, sin, backend=kb)
+        else:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:                                             # (B, K, pos + T, D) after the append
             k, v = cache.update(layer, k, v, pos)
         y = attend(q, k, v, causal=True, window=c.window, backend=c.attn_backend, q_offset=pos)
@@ -156,21 +174,25 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, c: ModelConfig):
         super().__init__()
-        self.kind = c.mlp
+        self.kind, self.kernels = c.mlp, c.kernels
         if c.mlp == "swiglu": self.gate_proj = nn.Linear(c.n_embd, c.hidden, bias=False)
         self.up_proj = nn.Linear(c.n_embd, c.hidden, bias=False)
         self.down_proj = nn.Linear(c.hidden, c.n_embd, bias=False)
 
     def forward(self, x):
-        if self.kind == "swiglu": return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        if self.kind == "swiglu":
+            if (kb := kernel_backend(self.kernels, x)) is not None:
+                from mqbench.kernels import swiglu
+                return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), backend=kb))
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
         return self.down_proj(F.relu(self.up_proj(x)).square())
 
 class Block(nn.Module):
     def __init__(self, c: ModelConfig):
         super().__init__()
-        self.input_layernorm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight)
+        self.input_layernorm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight, c.kernels)
         self.self_attn = Attention(c)
-        self.post_attention_layernorm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight)
+        self.post_attention_layernorm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight, c.kernels)
         self.mlp = MLP(c)
 
     def forward(self, x, cos, sin, cache=None, pos: int = 0, layer: int = 0):
@@ -198,7 +220,7 @@ class Decoder(nn.Module):
         self.config = c
         self.embed_tokens = nn.Embedding(c.vocab_size, c.n_embd)
         self.layers = nn.ModuleList(Block(c) for _ in range(c.n_layer))
-        self.norm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight)
+        self.norm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight, c.kernels)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_embeddings: self.lm_head.weight = self.embed_tokens.weight
         cos, sin = rope_tables(c.head_dim, c.block_size, c.rope_theta)

@@ -1,6 +1,6 @@
-"""The decoder with attn_backend="triton" trains like the PyTorch backend: 30 steps of the same tiny model
-on the same batches, the Triton attention kernels running on the CPU under the interpreter (in a
-subprocess, since TRITON_INTERPRET must be set before triton is imported)."""
+"""The decoder on the Triton kernels (attention, RMSNorm, RoPE, SwiGLU) trains like the plain PyTorch one:
+30 steps of the same tiny model on the same batches, the kernels running on the CPU under the
+interpreter (in a subprocess, since TRITON_INTERPRET must be set before triton is imported)."""
 import json, os, subprocess, sys
 
 SCRIPT = r'''
@@ -8,10 +8,10 @@ import json, torch
 from mqbench.model import Decoder, preset
 from mqbench.optim import Optimizer, OptimConfig
 
-def run(backend):
+def run(backend, kernels):
     torch.manual_seed(0)
     m = Decoder(preset("tiny", vocab_size=64, block_size=40, n_embd=32, n_head=2, n_kv_head=1, n_layer=2,
-                       window=24, attn_backend=backend))
+                       window=24, attn_backend=backend, kernels=kernels))
     opt = Optimizer(m, OptimConfig(use_muon=False, lr=3e-3, warmup_steps=3, total_steps=30))
     g = torch.Generator().manual_seed(1)
     losses = []
@@ -22,7 +22,7 @@ def run(backend):
         opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())
     return losses
 
-print(json.dumps({"sdpa": run("sdpa"), "triton": run("triton")}))
+print(json.dumps({"sdpa": run("sdpa", "never"), "triton": run("triton", "always")}))
 '''
 
 
