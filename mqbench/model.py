@@ -13,10 +13,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_path
+from .kernels import rms_norm, rope, rope_cache, swiglu
 
 # %% auto #0
-__all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'rope_tables', 'apply_rope', 'attend',
-           'Attention', 'MLP', 'Block', 'KVCache', 'Decoder', 'to_hf_llama', 'generate', 'save_model', 'load_model']
+__all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'attend', 'Attention', 'MLP', 'Block',
+           'KVCache', 'Decoder', 'to_hf_llama', 'generate', 'save_model', 'load_model']
 
 # %% ../nbs/09_model.ipynb #c005
 @dataclass(frozen=True)
@@ -85,11 +86,12 @@ def preset(size: str = "tiny", style: str = "llama3", **overrides) -> ModelConfi
     return ModelConfig(**{**SIZES[size], **STYLES[style], **overrides})
 
 # %% ../nbs/09_model.ipynb #c007
-def kernel_backend(mode: str, x) -> str | None:
-    """The `mqbench.kernels` backend for tensor x under ModelConfig.kernels `mode`, None for plain torch:
-    on CUDA "auto" (the kernel, or its reference where a shape does not suit it); "always" forces the kernel."""
+def kernel_backend(mode: str, x) -> str:
+    """The `mqbench.kernels` backend for tensor x under ModelConfig.kernels `mode`: "torch" (the plain
+    PyTorch reference), on CUDA "auto" (the kernel, or its reference where a shape does not suit it);
+    "always" forces the kernel."""
     if mode == "always": return "triton"
-    return "auto" if mode == "cuda" and x.is_cuda else None
+    return "auto" if mode == "cuda" and x.is_cuda else "torch"
 
 class RMSNorm(nn.Module):
     "x / rms(x), times a learned scale unless parameter-free; computed in float32."
@@ -98,25 +100,7 @@ class RMSNorm(nn.Module):
         self.eps, self.kernels = eps, kernels
         self.weight = nn.Parameter(torch.ones(dim)) if weight else None
 
-    def forward(self, x):
-        if (kb := kernel_backend(self.kernels, x)) is not None:
-            from mqbench.kernels import rms_norm
-            return rms_norm(x, self.weight, self.eps, backend=kb)
-        y = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
-        y = y.to(x.dtype)
-        return y * self.weight if self.weight is not None else y
-
-def rope_tables(head_dim: int, length: int, theta: float, device=None):
-    "(cos, sin), each (length, head_dim): frequencies repeated for the two halves."
-    inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    f = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv)
-    emb = torch.cat([f, f], dim=-1)
-    return emb.cos(), emb.sin()
-
-def apply_rope(x, cos, sin):
-    "x (B, H, T, D) rotated by position: x * cos + rotate_half(x) * sin, with cos, sin (T, D)."
-    x1, x2 = x.chunk(2, dim=-1)
-    return x * cos.to(x.dtype) + torch.cat([-x2, x1], dim=-1) * sin.to(x.dtype)
+    def forward(self, x): return rms_norm(x, self.weight, self.eps, backend=kernel_backend(self.kernels, x))
 
 def attend(q, k, v, *, causal: bool = True, window: int | None = None, backend: str = "sdpa", q_offset: int = 0):
     """softmax(q k^T / sqrt(D)) v over (B, H, T, D) queries and (B, K, S, D) keys and values, H a multiple
@@ -161,11 +145,8 @@ class Attention(nn.Module):
         k = self.k_proj(x).view(B, T, c.n_kv_head, D).transpose(1, 2)    # (B, K, T, D)
         v = self.v_proj(x).view(B, T, c.n_kv_head, D).transpose(1, 2)
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
-        if (kb := kernel_backend(c.kernels, q)) is not None:
-            from mqbench.kernels import rope
-            q, k = rope(q, cos, sin, backend=kb), rope(k, cos, sin, backend=kb)
-        else:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        kb = kernel_backend(c.kernels, q)
+        q, k = rope(q, cos, sin, backend=kb), rope(k, cos, sin, backend=kb)
         if cache is not None:                                             # (B, K, pos + T, D) after the append
             k, v = cache.update(layer, k, v, pos)
         y = attend(q, k, v, causal=True, window=c.window, backend=c.attn_backend, q_offset=pos)
@@ -181,10 +162,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         if self.kind == "swiglu":
-            if (kb := kernel_backend(self.kernels, x)) is not None:
-                from mqbench.kernels import swiglu
-                return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), backend=kb))
-            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+            return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x), backend=kernel_backend(self.kernels, x)))
         return self.down_proj(F.relu(self.up_proj(x)).square())
 
 class Block(nn.Module):
@@ -223,7 +201,7 @@ class Decoder(nn.Module):
         self.norm = RMSNorm(c.n_embd, c.norm_eps, c.norm_weight, c.kernels)
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
         if c.tie_embeddings: self.lm_head.weight = self.embed_tokens.weight
-        cos, sin = rope_tables(c.head_dim, c.block_size, c.rope_theta)
+        cos, sin = rope_cache(c.block_size, c.head_dim, c.rope_theta)
         self.register_buffer("cos", cos, persistent=False); self.register_buffer("sin", sin, persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
