@@ -52,7 +52,7 @@ def demo(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, e
     out_dir.mkdir(parents=True, exist_ok=True)
     day = out_dir / "synthetic_day.itch.gz"
     t0 = time.perf_counter()
-    gen = synth.generate(day, symbols=symbols, hours=hours, seed=seed)
+    synth.generate(day, symbols=symbols, hours=hours, seed=seed)
     t1 = time.perf_counter()
     res = book.write_book(day, out_dir / "book", levels=10, every_ms=100)
     t2 = time.perf_counter()
@@ -164,7 +164,10 @@ def _prepare_parser(sub):
 
 # %% ../nbs/20_cli.ipynb #c010
 def _tokenize(a):
+    "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
+    if a.kind != "candles" and len(a.input) != 1:
+        raise MqbenchError(f"tokenize {a.kind}: --input takes one prepared dataset folder, not {len(a.input)} paths")
     if a.kind == "candles":
         from mqbench import sources
         files = sources.expand_paths(a.input)
@@ -173,7 +176,7 @@ def _tokenize(a):
         stats = tokenize.write_candle_tokens(bars, a.out, block_size=a.block_size, stride=a.stride, steps=a.steps,
                                              seed=a.seed, inputs=files, overwrite=a.overwrite)
     else:
-        stats = tokenize.write_token_dataset(a.input, a.out, kind=a.kind, block_size=a.block_size, stride=a.stride,
+        stats = tokenize.write_token_dataset(a.input[0], a.out, kind=a.kind, block_size=a.block_size, stride=a.stride,
                                              overwrite=a.overwrite)
     brief = {k: stats[k] for k in ("kind", "vocab_size", "tokenizer", "block_size", "splits", "unigram_nats", "seconds") if k in stats}
     print(json.dumps(brief, indent=2, default=str))
@@ -201,7 +204,7 @@ def _model_parsers(sub):
     t.add_argument("--steps", type=int, default=300, help="candles: VQ-VAE training steps (default 300)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--overwrite", action="store_true")
-    t.set_defaults(func=lambda a: _tokenize(argparse.Namespace(**{**vars(a), "input": a.input if a.kind == "candles" else a.input[0]})))
+    t.set_defaults(func=_tokenize)
     sub.add_parser("train", help="train a decoder on token windows, one stage (`mqbench train --help`)")   # routed in main
     g = sub.add_parser("generate", help="sample tokens from a trained run, decoded",
                        description="Sample tokens from a run's model after a symbol's separator, and decode them.")

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import contextlib, datetime as dt, hashlib, json, os, random, shutil, tempfile
+import contextlib, dataclasses, datetime as dt, hashlib, json, os, random, shutil, tempfile
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'torch_device', 'atomic_path',
-           'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'read_manifest']
+           'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'from_fields', 'read_manifest']
 
 # %% ../nbs/00_core.ipynb #c005
 class MqbenchError(Exception):
@@ -120,6 +120,12 @@ def write_manifest(out_dir, *, stage: str, inputs=(), params=None, counts=None, 
     with atomic_path(out_dir / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     return out_dir / "manifest.json"
+
+def from_fields(cls, d: dict, what: str):
+    "`cls(**d)` for a dataclass read back from JSON, refusing keys that are not its fields (a config of another version)."
+    known = {f.name for f in dataclasses.fields(cls)}
+    if bad := sorted(set(d) - known): raise MqbenchError(f"unknown {what} field(s) {bad}; known: {sorted(known)}")
+    return cls(**d)
 
 def read_manifest(out_dir, stage: str | None = None) -> dict:
     "Read `out_dir/manifest.json`; with `stage`, refuse a manifest written by another stage."

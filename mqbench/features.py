@@ -101,6 +101,19 @@ def _codes(col, syms) -> np.ndarray:
     "Index of each row's symbol in `syms`, -1 for others."
     return pd.Categorical(col, categories=syms).codes.astype(np.int64)
 
+def _pick_symbols(col, symbols, what: str) -> list:
+    "The symbols asked for (all of the column's by default), refusing any the column does not have."
+    have = _symbols(col)
+    syms = have if symbols is None else list(symbols)
+    if missing := [s for s in syms if s not in have]:
+        raise MqbenchError(f"no {what} for symbol(s) {missing}; the source has {have[:20]}")
+    return syms
+
+def _clock(ts: pd.Series, every: int) -> np.ndarray:
+    "Ticks, multiples of `every`, from the one at or before the first time to the one at or after the last."
+    t0 = int(ts.min()) // every * every
+    return t0 + every * np.arange(-((t0 - int(ts.max())) // every) + 1, dtype=np.int64)
+
 def _side_code(col) -> np.ndarray:
     "+1 buy, -1 sell, 0 unknown, from 'B'/'S' strings (the book's tables) or numbers."
     if col.dtype.kind in "iuf": return np.sign(np.nan_to_num(col.to_numpy(np.float64))).astype(np.int8)
@@ -125,13 +138,9 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
     every = int(round(every_ms * 1e6))
     if depth is None or not len(depth): raise MqbenchError("no book snapshots: the source has no order book activity")
     levels = sum(c.startswith("bid_px_") for c in depth.columns)
-    have = _symbols(depth["symbol"])
-    syms = have if symbols is None else list(symbols)
-    missing = [s for s in syms if s not in have]
-    if missing: raise MqbenchError(f"no book activity for symbol(s) {missing}; the source has {have[:20]}")
-    t0 = int(depth["ts_ns"].min()) // every * every
-    T = int(-((t0 - int(depth["ts_ns"].max())) // every)) + 1
-    ts = t0 + every * np.arange(T, dtype=np.int64)
+    syms = _pick_symbols(depth["symbol"], symbols, "book activity")
+    ts = _clock(depth["ts_ns"], every)
+    t0, T = int(ts[0]), len(ts)
     N, L = len(syms), levels
     book = {k: np.zeros((N, T, L)) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")}
     mid, ofi = np.full((N, T), np.nan), np.zeros((N, T))
@@ -176,14 +185,10 @@ def grid_from_trades(trades: pd.DataFrame, every_ms: float, symbols=None) -> Gri
     "The grid of a trade table: the last trade price carried forward, trade flows per interval."
     every = int(round(every_ms * 1e6))
     if trades is None or not len(trades): raise MqbenchError("no trades: the source is empty")
-    have = _symbols(trades["symbol"])
-    syms = have if symbols is None else list(symbols)
-    missing = [s for s in syms if s not in have]
-    if missing: raise MqbenchError(f"no trades for symbol(s) {missing}; the source has {have[:20]}")
+    syms = _pick_symbols(trades["symbol"], symbols, "trades")
     trades = trades[_codes(trades["symbol"], syms) >= 0].sort_values(["ts_ns"], kind="stable")
-    t0 = int(trades["ts_ns"].min()) // every * every
-    T = int(-((t0 - int(trades["ts_ns"].max())) // every)) + 1
-    ts = t0 + every * np.arange(T, dtype=np.int64)
+    ts = _clock(trades["ts_ns"], every)
+    t0, T = int(ts[0]), len(ts)
     N, sym = len(syms), _codes(trades["symbol"], syms)
     k = _tick_index(trades["ts_ns"].to_numpy(), t0, every, T)
     price, side = trades["price"].to_numpy(np.float64), _side_code(trades["aggressor"])

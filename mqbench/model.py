@@ -5,14 +5,14 @@
 # %% ../nbs/09_model.ipynb #c003
 from __future__ import annotations
 import json, math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import MqbenchError, atomic_path
+from .core import MqbenchError, atomic_path, from_fields
 from .kernels import rms_norm, rope, rope_cache, swiglu
 
 # %% auto #0
@@ -64,10 +64,7 @@ class ModelConfig:
     def to_json(self) -> dict: return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        if bad := sorted(set(d) - known): raise MqbenchError(f"unknown model config field(s) {bad}")
-        return cls(**d)
+    def from_json(cls, d: dict) -> "ModelConfig": return from_fields(cls, d, "model config")
 
 SIZES = {
     "tiny": dict(n_layer=4, n_embd=128, n_head=4, n_kv_head=2, block_size=256),

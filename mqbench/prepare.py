@@ -80,8 +80,7 @@ def prepare_synth(out_dir, cfg: DatasetConfig = DatasetConfig(), *, symbols: int
                   seed: int = 0, day=None, overwrite: bool = False, backend: str = "numpy") -> dict:
     "Generate a synthetic day (or reuse it), then prepare it like an ITCH file."
     path = synthetic_day(symbols=symbols, hours=hours, seed=seed, path=day)
-    stats = prepare_itch(path, out_dir, cfg, overwrite=overwrite, backend=backend)
-    return stats
+    return prepare_itch(path, out_dir, cfg, overwrite=overwrite, backend=backend)
 
 # %% ../nbs/06_prepare.ipynb #c013
 def prepare_trades(trades: pd.DataFrame, out_dir, cfg: DatasetConfig, *, symbols=None, inputs=(), source=None,
@@ -121,7 +120,7 @@ def prepare_sql(url: str, table: str, out_dir, cfg: DatasetConfig = DatasetConfi
                 symbols=None, limit: int | None = None, overwrite: bool = False, backend: str = "numpy") -> dict:
     "A dataset from a SQL table of ITCH-style messages (`kind='itch'`) or of trades (`kind='trades'`)."
     from mqbench import sources
-    masked = sources.mask_url(url) if hasattr(sources, "mask_url") else "<url>"
+    masked = sources.mask_url(url)
     source = {"kind": f"sql-{kind}", "url": masked, "table": table, "limit": limit, "symbols": symbols}
     if kind == "itch":
         data = sources.read_sql_messages(url, table, symbols=symbols, limit=limit)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import MqbenchError, atomic_dir, atomic_path, read_manifest, seed_everything, write_manifest
+from .core import MqbenchError, atomic_dir, atomic_path, from_fields, read_manifest, seed_everything, write_manifest
 from .features import SPLITS
 
 # %% auto #0
@@ -117,7 +117,7 @@ class TokenizerConfig:
     def to_json(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "TokenizerConfig": return cls(**d)
+    def from_json(cls, d: dict) -> "TokenizerConfig": return from_fields(cls, d, "tokenizer config")
 
 # %% ../nbs/07_tokenize.ipynb #c017
 def vocab_report(tokens, vocab_size: int, name=str, top: int = 10) -> dict:
@@ -502,6 +502,13 @@ def candles_from_features(features, prev_close: float) -> pd.DataFrame:
     return pd.DataFrame({"open": open_, "high": np.maximum(open_, close) * np.exp(f[:, 2]),
                          "low": np.minimum(open_, close) * np.exp(-f[:, 3]), "close": close})
 
+def _checked_codes(codes, vocab_size: int) -> np.ndarray:
+    "Candle codes as a flat int64 array, refusing any outside 0..vocab_size-1."
+    c = np.asarray(codes, np.int64).ravel()
+    if (bad := np.flatnonzero((c < 0) | (c >= vocab_size))).size:
+        raise MqbenchError(f"code {c[bad[0]]} at position {bad[0]} is outside 0..{vocab_size - 1}")
+    return c
+
 def _feature_array(x) -> np.ndarray:
     "(n, 5) float64 features from candles, a features DataFrame or an array."
     if isinstance(x, pd.DataFrame):
@@ -679,9 +686,7 @@ class CandleTokenizer:
     def decode(self, codes) -> pd.DataFrame:
         "The five features (log ratios) the decoder gives for each code."
         self._need_fit()
-        c = np.asarray(codes, np.int64).ravel()
-        if (bad := np.flatnonzero((c < 0) | (c >= self.vocab_size))).size:
-            raise MqbenchError(f"code {c[bad[0]]} at position {bad[0]} is outside 0..{self.vocab_size - 1}")
+        c = _checked_codes(codes, self.vocab_size)
         y = self.net.dec(self.net.codebook[torch.from_numpy(c)]).double().numpy() * self.std + self.mean
         return pd.DataFrame(y, columns=list(CANDLE_FEATURES))
 
@@ -774,9 +779,7 @@ class QuantileCandleTokenizer:
     def decode(self, codes) -> pd.DataFrame:
         "The five features of each code's cell."
         self._need_fit()
-        c = np.asarray(codes, np.int64).ravel()
-        if (bad := np.flatnonzero((c < 0) | (c >= self.vocab_size))).size:
-            raise MqbenchError(f"code {c[bad[0]]} at position {bad[0]} is outside 0..{self.vocab_size - 1}")
+        c = _checked_codes(codes, self.vocab_size)
         return pd.DataFrame(self.centres[c], columns=list(CANDLE_FEATURES))
 
     def report(self, x) -> dict:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_dir, atomic_path, data_dir, file_digest, read_manifest
-from .core import seed_everything, torch_device, write_manifest
+from .core import from_fields, seed_everything, torch_device, write_manifest
 from .model import Decoder, ModelConfig, generate, load_model, preset, save_model
 from .optim import OptimConfig, Optimizer
 from .tokenize import BOS, PAD, candles_from_features, load_tokenizer, load_tokens, unigram_cross_entropy
@@ -89,10 +89,7 @@ class TrainConfig:
     def to_json(self) -> dict: return asdict(self)
 
     @classmethod
-    def from_json(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        if bad := sorted(set(d) - known): raise MqbenchError(f"unknown train config field(s) {bad}")
-        return cls(**d)
+    def from_json(cls, d: dict) -> "TrainConfig": return from_fields(cls, d, "train config")
 
 # %% ../nbs/11_train.ipynb #c011
 class Windows:
