@@ -217,6 +217,41 @@ def _model_parsers(sub):
     g.add_argument("--show", type=int, default=20, help="decoded rows to print")
     g.set_defaults(func=_generate)
 
+# %% ../nbs/20_cli.ipynb #rep1
+def _report(a):
+    from mqbench import reports
+    if a.list:
+        names = [a.name] if a.name else list(reports.templates())
+        if not names: print(f"no report templates in {reports.templates_dir()}")
+        for n in names:
+            path = reports.template_path(n)
+            print(f"{path.stem}  {path}")
+            for k, d in reports.template_parameters(path).items():
+                print(f"  {k}: {d['type'] or 'any'} = {d['default']!r}" + (f"  # {d['help']}" if d["help"] else ""))
+        return
+    if not a.name:
+        raise MqbenchError("report: name a template or a template's path; `mqbench report --list` shows the templates")
+    run = reports.run_report(a.name, dict(a.param or []), run_id=a.run_id, reports_root=a.reports_root,
+                             log_output=not a.quiet)
+    print(f"report {run['name']} {run['run_id']}: {run['status']} in {run['seconds']:.1f} s")
+    if run["headline"]: print(f"headline {json.dumps(run['headline'])}")
+    print(f"report   {Path(run['dir']) / run['report']}")
+    print(f"notebook {Path(run['dir']) / run['notebook']}")
+    print(f"index    {run['index']}")
+
+def _report_parser(sub):
+    r = sub.add_parser("report", help="run a report template with papermill and render it to offline HTML",
+                       description="Run a report template (nbs/reports/NAME.ipynb, or a path) with papermill into "
+                                   "reports/NAME/RUN_ID/ (executed notebook, report.html, run.json) and update reports/index.html.")
+    r.add_argument("name", nargs="?", help="a template's name (see --list) or path")
+    r.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set a parameter; the value is cast to the type the template declares (repeat for more)")
+    r.add_argument("--run-id", default=None, help="the run folder's name (default: UTC time and 4 hex digits)")
+    r.add_argument("--reports-root", default=None, help="where reports go (default: reports/ in the project)")
+    r.add_argument("--quiet", action="store_true", help="do not show cell outputs while the report runs")
+    r.add_argument("--list", action="store_true", help="list the templates and their parameters (only NAME's when given); run nothing")
+    r.set_defaults(func=_report)
+
 # %% ../nbs/20_cli.ipynb #c012
 def _replay_args(p, out_help: str):
     "The arguments of the commands that rebuild books: the file, where to write, which symbols."
@@ -267,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_demo)
     _prepare_parser(sub)
     _model_parsers(sub)
+    _report_parser(sub)
     return p
 
 def main(argv=None) -> int:
