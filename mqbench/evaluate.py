@@ -34,6 +34,10 @@ def scored_targets(windows: np.ndarray) -> tuple:
     win, pos = np.nonzero(y != PAD)
     return y[win, pos], win, pos + 1
 
+def _spaced(n: int, k: int | None) -> np.ndarray:
+    "`k` indices spread evenly over range(n) (all of them when k is None or at least n)."
+    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
 def _prev(w: np.ndarray, win, pos, k: int) -> np.ndarray:
     "The token k places before each scored position (PAD where the window has none)."
     p = pos - k
@@ -143,8 +147,10 @@ class Uniform:
         for s in range(0, len(y), batch):
             yield np.full((len(y[s:s + batch]), self.V), -math.log(self.V)), y[s:s + batch]
 
-def fit_baselines(train: np.ndarray, eval_: np.ndarray, vocab_size: int) -> dict:
-    "The five baselines of a token dataset, fitted on train windows (the Markov smoothing chosen on eval)."
+def fit_baselines(train: np.ndarray, eval_: np.ndarray, vocab_size: int, tune_windows: int | None = 256) -> dict:
+    """The five baselines of a token dataset, fitted on train windows; the Markov smoothing is chosen on
+    `tune_windows` eval windows spread evenly over the split (all of them with None)."""
+    eval_ = np.asarray(eval_)[_spaced(len(eval_), tune_windows)]
     return {"uniform": Uniform(vocab_size).fit(train), "unigram": NgramBaseline(vocab_size, 0).fit(train),
             "copy_previous": CopyPrevious(vocab_size).fit(train),
             "markov1": NgramBaseline(vocab_size, 1).fit(train, eval_),
@@ -263,23 +269,22 @@ class Backtest:
         t.index = pd.MultiIndex.from_tuples([tuple(c.split(".")) for c in t.index], names=["field", "metric"])
         return t
 
-def _spaced(n: int, k: int | None) -> np.ndarray:
-    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
-
-def backtest(run_dir, split: str = "test", *, which: str = "best", max_windows: int | None = None, batch_size: int = 16,
-             device=None, baselines: dict | None = None) -> Backtest:
+def backtest(run_dir, split: str = "test", *, which: str = "best", max_windows: int | None = None, symbols=None,
+             batch_size: int = 16, device=None, baselines: dict | None = None) -> Backtest:
     """Score a run's model teacher-forced on the held-out `split` of the token dataset it was trained on, beside
     the baselines (fitted on train; `baselines` to pass them fitted already) on exactly the same tokens:
     loss (nats/token), perplexity, top-1 and top-5, per decoded field, and per symbol. `max_windows`: an evenly
-    spaced subset of the split's windows (all by default)."""
+    spaced subset of the split's windows (all by default); `symbols`: only these symbols' windows."""
     t0 = time.perf_counter()
     model, info = load_run_model(run_dir, which, device)
     data, V = Path(info["data"]), info["vocab_size"]
     wins = load_tokens(data, split, mmap=False)
-    idx = _spaced(len(wins), max_windows)
-    w = wins[idx].astype(np.int64)
-    if not len(w): raise MqbenchError(f"{data}: the {split} split has no windows to score")
-    sym = pd.read_parquet(data / f"{split}_windows.parquet", columns=["symbol"])["symbol"].astype(str).to_numpy()[idx]
+    sym = pd.read_parquet(data / f"{split}_windows.parquet", columns=["symbol"])["symbol"].astype(str).to_numpy()
+    keep = np.arange(len(wins)) if symbols is None else np.flatnonzero(np.isin(sym, [str(s) for s in symbols]))
+    idx = keep[_spaced(len(keep), max_windows)]
+    if not len(idx):
+        raise MqbenchError(f"{data}: the {split} split has no windows to score" + (f" of symbols {list(symbols)}" if symbols is not None else ""))
+    w, sym = wins[idx].astype(np.int64), sym[idx]
     _, win, _ = scored_targets(w)
     groups = sym[win]
     fields = field_digits(data, V)
@@ -308,7 +313,7 @@ class Rollouts:
     contexts: pd.DataFrame       # rollout, window, symbol, ts_ns of each context
     info: dict
 
-def _continuations(data: Path, split: str, n: int, context: int, horizon: int) -> pd.DataFrame:
+def _continuations(data: Path, split: str, n: int, context: int, horizon: int, symbols=None) -> pd.DataFrame:
     "Up to `n` contexts spread evenly over the split's windows that have `context` tokens and `horizon` real tokens after them."
     idx = pd.read_parquet(data / f"{split}_windows.parquet")
     flat = load_tokens(data, split, stream=True, mmap=False).astype(np.int64)
@@ -317,20 +322,22 @@ def _continuations(data: Path, split: str, n: int, context: int, horizon: int) -
     cut = first + context - 1                                                # where the continuation starts
     end = eos[np.minimum(np.searchsorted(eos, first), len(eos) - 1)]         # the symbol's EOS
     ok = np.flatnonzero(cut + horizon <= end)
+    if symbols is not None: ok = ok[np.isin(idx["symbol"].astype(str).to_numpy()[ok], [str(s) for s in symbols])]
     if not len(ok): raise MqbenchError(f"{data}: no {split} window has {context} tokens of context and {horizon} after them")
     pick = ok[_spaced(len(ok), n)]
     return idx.iloc[pick].assign(window=pick, cut=cut[pick]).reset_index(drop=True), flat
 
 def rollouts(run_dir, split: str = "test", *, n_contexts: int = 16, context: int = 64, horizon: int = 128,
-             temperature: float = 1.0, top_k: int | None = None, seed: int = 0, which: str = "best", device=None) -> Rollouts:
+             temperature: float = 1.0, top_k: int | None = None, seed: int = 0, symbols=None, which: str = "best",
+             device=None) -> Rollouts:
     """Generate `horizon` tokens after `n_contexts` real contexts of `context` tokens (a symbol's SEP and the
-    tokens before the cut) taken evenly over the held-out split, and keep the real `horizon` tokens that came
+    tokens before the cut) taken evenly over the held-out split (`symbols`: only theirs), and keep the real `horizon` tokens that came
     next; both decoded into the tokenizer's fields."""
     model, info = load_run_model(run_dir, which, device)
     data = Path(info["data"])
     if not 2 <= context <= info["block_size"]:
         raise MqbenchError(f"context {context}: must be 2..{info['block_size']} (the model's block size)")
-    ctx, flat = _continuations(data, split, n_contexts, context, horizon)
+    ctx, flat = _continuations(data, split, n_contexts, context, horizon, symbols)
     win = load_tokens(data, split, mmap=False)
     sep = win[ctx["window"].to_numpy(), 0].astype(np.int64)
     prompts = np.stack([np.r_[s, flat[c - context + 1:c]] for s, c in zip(sep, ctx["cut"])])       # (n, context)

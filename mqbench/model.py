@@ -67,6 +67,7 @@ class ModelConfig:
     def from_json(cls, d: dict) -> "ModelConfig": return from_fields(cls, d, "model config")
 
 SIZES = {
+    "micro": dict(n_layer=2, n_embd=64, n_head=2, n_kv_head=1, block_size=128),     # for ablations and tests on a CPU
     "tiny": dict(n_layer=4, n_embd=128, n_head=4, n_kv_head=2, block_size=256),
     "small": dict(n_layer=8, n_embd=512, n_head=8, n_kv_head=2, block_size=512),
     "base": dict(n_layer=20, n_embd=1024, n_head=16, n_kv_head=4, mlp_hidden=2816, block_size=512),

@@ -12,8 +12,8 @@ from .core import MqbenchError, atomic_dir, atomic_path, project_root
 
 # %% auto #0
 __all__ = ['templates_dir', 'templates', 'template_path', 'template_parameters', 'cast_parameters', 'Headline', 'headline',
-           'figure_html', 'show', 'table_html', 'show_table', 'remote_references', 'render_html', 'new_run_id',
-           'run_report', 'rebuild_index']
+           'figure_html', 'show', 'table_html', 'show_table', 'show_text', 'remote_references', 'render_html',
+           'new_run_id', 'run_report', 'rebuild_index']
 
 # %% ../nbs/14_reports.ipynb #c005
 def templates_dir() -> Path:
@@ -175,6 +175,11 @@ def show_table(df, *, digits: int = 4, index: bool = True, max_rows: int = 50, c
                                                                        float_format=lambda x: f"{x:,.{digits}g}")
     display({"text/html": table_html(df, digits=digits, index=index, max_rows=max_rows, caption=caption),
              "text/plain": plain}, raw=True)
+
+def show_text(markdown: str):
+    "Display a paragraph of Markdown (a sentence with the numbers in it, where a table would say less)."
+    from IPython.display import Markdown, display
+    display(Markdown(markdown))
 
 # %% ../nbs/14_reports.ipynb #c020
 _PLOTLY_MIME = "application/vnd.plotly.v1+json"

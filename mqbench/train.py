@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_dir, atomic_path, data_dir, file_digest, read_manifest
 from .core import from_fields, seed_everything, torch_device, write_manifest
-from .model import Decoder, ModelConfig, generate, load_model, preset, save_model
+from .model import SIZES, Decoder, ModelConfig, generate, load_model, preset, save_model
 from .optim import OptimConfig, Optimizer
 from .tokenize import BOS, PAD, candles_from_features, load_tokenizer, load_tokens, unigram_cross_entropy
 
@@ -735,7 +735,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, help="the previous stage's run folder")
     p.add_argument("--resume", action="store_true", help="continue --out from its latest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start over in an existing --out")
-    p.add_argument("--preset", default=d.preset, choices=["tiny", "small", "base"])
+    p.add_argument("--preset", default=d.preset, choices=list(SIZES))
     p.add_argument("--style", default=d.style, choices=["llama3", "nanochat"])
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a ModelConfig override, e.g. n_embd=64")
     p.add_argument("--steps", type=int, default=d.steps)
