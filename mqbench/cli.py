@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import MqbenchError, data_dir
 
 # %% auto #0
-__all__ = ['demo', 'build_parser', 'main']
+__all__ = ['build_parser', 'main']
 
 # %% ../nbs/20_cli.ipynb #c004
 def _itch_stats(a):
@@ -33,49 +33,10 @@ def _synth(a):
     print(json.dumps(summary, indent=2, default=str))
 
 # %% ../nbs/20_cli.ipynb #c006
-def _add_trade_summary(per_symbol: dict, trades_parquet: Path):
-    "Volume, VWAP and last price (dollars) of each symbol's trades, crosses and breaks left out."
-    import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
-    t = pq.read_table(trades_parquet, columns=["symbol", "price", "size", "kind"])
-    t = t.filter(pc.is_in(pc.cast(t["kind"], "string"), value_set=pa.array(["execution", "hidden"])))
-    df = t.to_pandas()
-    for sym, s in per_symbol.items():
-        g = df[df["symbol"] == sym]
-        vol = int(g["size"].sum())
-        s.update(volume=vol, vwap=float((g["price"] * g["size"]).sum() / vol / 1e4) if vol else 0.0,
-                 last_price=float(g["price"].iloc[-1] / 1e4) if len(g) else 0.0)
-
-def demo(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, echo=print) -> dict:
-    "Synthetic day -> books -> summary. Writes the day and the book tables under `out_dir`."
-    from mqbench import book, synth
-    out_dir = Path(out_dir) if out_dir is not None else data_dir("demo")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    day = out_dir / "synthetic_day.itch.gz"
-    t0 = time.perf_counter()
-    synth.generate(day, symbols=symbols, hours=hours, seed=seed)
-    t1 = time.perf_counter()
-    res = book.write_book(day, out_dir / "book", levels=10, every_ms=100)
-    t2 = time.perf_counter()
-    _add_trade_summary(res["per_symbol"], out_dir / "book" / "trades.parquet")
-    n = int(res["messages"])
-    summary = {"day": str(day), "book_dir": str(out_dir / "book"), "messages": n,
-               "by_type": res["by_type"], "per_symbol": res["per_symbol"],
-               "unknown_refs": res["unknown_refs"], "crossed_books": res["crossed_books"],
-               "synth_seconds": round(t1 - t0, 2), "book_seconds": round(t2 - t1, 2),
-               "synth_msgs_per_s": round(n / (t1 - t0)), "book_msgs_per_s": round(n / (t2 - t1))}
-    if echo:
-        echo(f"synthetic day: {n:,} messages, {symbols} symbols, {hours} h -> {day} ({t1 - t0:.1f} s, {n / (t1 - t0):,.0f} msg/s)")
-        echo("messages by type: " + ", ".join(f"{t} {c:,}" for t, c in summary["by_type"].items()))
-        echo(f"{'symbol':8} {'bbo changes':>12} {'trades':>9} {'volume':>12} {'vwap':>10} {'last':>10}")
-        for sym, s in summary["per_symbol"].items():
-            echo(f"{sym:8} {s['bbo_changes']:>12,} {s['trades']:>9,} {s['volume']:>12,} {s['vwap']:>10.4f} {s['last_price']:>10.4f}")
-        echo(f"books rebuilt in {t2 - t1:.1f} s ({n / (t2 - t1):,.0f} msg/s, depth every 100 ms, 10 levels, "
-             f"with trades and events); unknown references {summary['unknown_refs']}, crossed books {summary['crossed_books']}")
-        echo(f"tables in {out_dir / 'book'}")
-    return summary
-
 def _demo(a):
-    demo(a.out, symbols=a.symbols, hours=a.hours, seed=a.seed)
+    from mqbench.demo import main_job
+    main_job(a.out, symbols=a.symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
+             ablation_budgets=a.ablation_budgets, reports_root=a.reports_root)
 
 # %% ../nbs/20_cli.ipynb #c008
 def _dataset_config(a, prefix: str, horizon_ticks=None):
@@ -295,10 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     _day_args(sy)
     sy.set_defaults(func=_synth)
 
-    d = sub.add_parser("demo", help="the main job: synthetic day, books, summary",
-                       description="Generate a synthetic ITCH day, rebuild its books, print a summary.")
-    d.add_argument("--out", default=None, help="output folder (default data/demo)")
+    d = sub.add_parser("demo", help="the main job: synthetic day, books, dataset, tokens, a trained decoder, every report",
+                       description="The main job, from nothing to reports/index.html: a synthetic ITCH day and its books, a dataset, "
+                                   "event tokens, a decoder trained on them, then the train, backtest, stylized-facts, ablation and "
+                                   "classification reports.")
     _day_args(d)
+    d.add_argument("--out", default=None, help="output folder for the data (default data/demo)")
+    d.add_argument("--steps", type=int, default=200, help="training steps of the decoder (default 200)")
+    d.add_argument("--preset", default="tiny", help="the decoder's size (default tiny)")
+    d.add_argument("--ablation-budgets", default="40,120", help="training steps compared in the ablation report (default 40,120)")
+    d.add_argument("--reports-root", default=None, help="where the reports go (default reports/)")
     d.set_defaults(func=_demo)
     _prepare_parser(sub)
     _model_parsers(sub)

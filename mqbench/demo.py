@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import MqbenchError, data_dir, project_root
 
 # %% auto #0
-__all__ = ['EXAMPLE', 'example_inputs', 'follow_metrics']
+__all__ = ['EXAMPLE', 'example_inputs', 'follow_metrics', 'day_summary', 'main_job']
 
 # %% ../nbs/15_demo.ipynb #c005
 EXAMPLE = dict(symbols=3, hours=0.05, seed=2, block_size=64, steps=60)
@@ -74,3 +74,88 @@ def follow_metrics(run_dir, every: float = 2.0, echo=print):
     try: yield
     finally:
         stop.set(); t.join(); poll()
+
+# %% ../nbs/15_demo.ipynb #d101
+def _add_trade_summary(per_symbol: dict, trades_parquet: Path):
+    "Volume, VWAP and last price (dollars) of each symbol's trades, crosses and breaks left out."
+    import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+    t = pq.read_table(trades_parquet, columns=["symbol", "price", "size", "kind"])
+    t = t.filter(pc.is_in(pc.cast(t["kind"], "string"), value_set=pa.array(["execution", "hidden"])))
+    df = t.to_pandas()
+    for sym, s in per_symbol.items():
+        g = df[df["symbol"] == sym]
+        vol = int(g["size"].sum())
+        s.update(volume=vol, vwap=float((g["price"] * g["size"]).sum() / vol / 1e4) if vol else 0.0,
+                 last_price=float(g["price"].iloc[-1] / 1e4) if len(g) else 0.0)
+
+def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, echo=print) -> dict:
+    "Synthetic day -> books -> summary. Writes the day (`synthetic_day.itch.gz`) and the book tables (`book/`) under `out_dir`."
+    from mqbench import book, synth
+    out_dir = Path(out_dir) if out_dir is not None else data_dir("demo")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    day = out_dir / "synthetic_day.itch.gz"
+    t0 = time.perf_counter()
+    synth.generate(day, symbols=symbols, hours=hours, seed=seed)
+    t1 = time.perf_counter()
+    res = book.write_book(day, out_dir / "book", levels=10, every_ms=100)
+    t2 = time.perf_counter()
+    _add_trade_summary(res["per_symbol"], out_dir / "book" / "trades.parquet")
+    n = int(res["messages"])
+    summary = {"day": str(day), "book_dir": str(out_dir / "book"), "messages": n,
+               "by_type": res["by_type"], "per_symbol": res["per_symbol"],
+               "unknown_refs": res["unknown_refs"], "crossed_books": res["crossed_books"],
+               "synth_seconds": round(t1 - t0, 2), "book_seconds": round(t2 - t1, 2),
+               "synth_msgs_per_s": round(n / (t1 - t0)), "book_msgs_per_s": round(n / (t2 - t1))}
+    if echo:
+        echo(f"synthetic day: {n:,} messages, {symbols} symbols, {hours} h -> {day} ({t1 - t0:.1f} s, {n / (t1 - t0):,.0f} msg/s)")
+        echo("messages by type: " + ", ".join(f"{t} {c:,}" for t, c in summary["by_type"].items()))
+        echo(f"{'symbol':8} {'bbo changes':>12} {'trades':>9} {'volume':>12} {'vwap':>10} {'last':>10}")
+        for sym, s in summary["per_symbol"].items():
+            echo(f"{sym:8} {s['bbo_changes']:>12,} {s['trades']:>9,} {s['volume']:>12,} {s['vwap']:>10.4f} {s['last_price']:>10.4f}")
+        echo(f"books rebuilt in {t2 - t1:.1f} s ({n / (t2 - t1):,.0f} msg/s, depth every 100 ms, 10 levels, "
+             f"with trades and events); unknown references {summary['unknown_refs']}, crossed books {summary['crossed_books']}")
+        echo(f"tables in {out_dir / 'book'}")
+    return summary
+
+# %% ../nbs/15_demo.ipynb #d103
+def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
+             ablation_budgets: str = "40,120", reports_root=None, echo=print) -> dict:
+    """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
+    them (the `train` report), then the backtest, stylized-facts, ablation and classification reports, and
+    `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
+    on one symbol and on all, for `ablation_budgets` steps. Returns {report: its run record} and timings."""
+    from mqbench.prepare import prepare_itch
+    from mqbench.reports import run_report
+    from mqbench.tokenize import write_token_dataset
+    out_dir = Path(out_dir) if out_dir is not None else data_dir("demo")
+    t0, times = time.perf_counter(), {}
+    def stage(name):
+        times[name] = round(time.perf_counter() - t0 - sum(times.values()), 1)
+        if echo: echo(f"== {name}: {times[name]} s")
+    day = day_summary(out_dir, symbols=symbols, hours=hours, seed=seed, echo=echo)
+    stage("day and books")
+    prepare_itch(day["day"], out_dir / "dataset", overwrite=True)
+    stage("dataset")
+    tok = write_token_dataset(out_dir / "dataset", out_dir / "tokens", block_size=256, overwrite=True)
+    if echo: echo(f"event tokens: vocabulary {tok['vocab_size']}, windows " +
+                  ", ".join(f"{k} {v['windows']:,}" for k, v in tok["splits"].items()) + f"; unigram {tok['unigram_nats']}")
+    stage("tokens")
+    run = out_dir / "runs" / "pretrain"
+    plan = [("train", dict(data=str(out_dir / "tokens"), out=str(run), preset=preset, steps=steps, batch_size=16, lr=3e-3,
+                           warmup=20, eval_every=50)),
+            ("backtest", dict(run=str(run), context=128, horizon=256, n_contexts=16)),
+            ("stylized_facts", dict(run=str(run), context=128, horizon=256, n_contexts=32)),
+            ("ablation", dict(data=str(out_dir / "tokens"), capacities="micro,tiny", budgets=ablation_budgets, batch_size=8,
+                              eval_windows=128, context=128, horizon=128, out=str(out_dir / "ablation"))),
+            ("classification", dict(dataset=str(out_dir / "dataset")))]
+    done = {}
+    for name, params in plan:
+        if echo: echo(f"== report {name} {params}")
+        done[name] = run_report(name, params, reports_root=reports_root)
+        stage(f"report {name}")
+    if echo:
+        echo(f"{'report':16} {'seconds':>8}  headline")
+        for name, r in done.items():
+            echo(f"{name:16} {r.get('seconds', 0):>8.1f}  {json.dumps(r.get('headline', {}))}")
+        echo(f"the main job took {time.perf_counter() - t0:.0f} s; every report: {next(iter(done.values()))['index']}")
+    return {"reports": done, "seconds": times, "day": day}

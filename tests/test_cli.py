@@ -82,3 +82,26 @@ def test_prepare_tokenize_train_generate(day, tmp_path):
     assert "25 tokens" in gen and "action" in gen
     p = mq("train", "--data", tmp_path / "missing", "--steps", 1, ok=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
+
+
+def test_demo_makes_every_report(tmp_path):
+    "The main job on a small day: every report ran, its page holds its figures with plotly.js inline, the index lists them."
+    import os, re
+    env = {**os.environ, "MQBENCH_HOME": str(tmp_path)}          # data/ (the example inputs too) and reports/ of its own
+    args = ["demo", "--symbols", 3, "--hours", 0.1, "--steps", 30, "--preset", "micro", "--ablation-budgets", "5,15",
+            "--out", tmp_path / "data" / "demo", "--reports-root", tmp_path / "reports"]
+    p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    index = (tmp_path / "reports" / "index.html").read_text()
+    for name in ("train", "backtest", "stylized_facts", "ablation", "classification"):
+        runs = list((tmp_path / "reports" / name).glob("*/run.json"))
+        assert len(runs) == 1, name
+        run = json.loads(runs[0].read_text())
+        assert run["status"] == "ok" and run["headline"], name
+        page = (runs[0].parent / "report.html").read_text()
+        assert page.count("Plotly.newPlot(") >= 1 and "plotly.js v" in page, name
+        assert not re.search(r"<script[^>]+src=[\"']https?:", page), name
+        assert runs[0].parent.name in index, name
+    bt = json.loads(next((tmp_path / "reports" / "backtest").glob("*/run.json")).read_text())["headline"]
+    assert bt["beats_every_baseline"] == (bt["model_loss"] < bt["baseline_loss"])
+    assert "the main job took" in p.stdout
