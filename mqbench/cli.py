@@ -4,10 +4,10 @@
 
 # %% ../nbs/20_cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, sys
 from pathlib import Path
 
-from .core import MqbenchError, data_dir
+from .core import MqbenchError
 
 # %% auto #0
 __all__ = ['build_parser', 'main']

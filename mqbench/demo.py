@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, fcntl, json, time
 from pathlib import Path
 
-from .core import MqbenchError, data_dir, project_root
+from .core import data_dir
 
 # %% auto #0
 __all__ = ['EXAMPLE', 'example_inputs', 'follow_metrics', 'day_summary', 'main_job']
@@ -30,7 +30,7 @@ def example_inputs(root=None) -> dict:
     from mqbench.optim import OptimConfig
     from mqbench.prepare import prepare_itch, synthetic_day
     from mqbench.tokenize import write_token_dataset
-    from mqbench.train import TrainConfig, latest_checkpoint, train
+    from mqbench.train import TrainConfig, train
     root = Path(root) if root is not None else data_dir("examples")
     e = EXAMPLE
     out = {"day": root / "day.itch", "dataset": root / "dataset", "tokens": root / "event_tokens", "run": root / "run"}

@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_evaluate.ipynb #c003
 from __future__ import annotations
-import json, math, time
-from dataclasses import dataclass, field
+import math, time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .core import MqbenchError, read_manifest
-from .tokenize import BOS, EOS, PAD, load_tokenizer, load_tokens
+from .tokenize import EOS, PAD, load_tokenizer, load_tokens
 from .model import generate as model_generate
 from .train import decode_tokens, load_run_model
 

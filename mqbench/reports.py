@@ -17,7 +17,9 @@ __all__ = ['templates_dir', 'templates', 'template_path', 'template_parameters',
 
 # %% ../nbs/14_reports.ipynb #c005
 def templates_dir() -> Path:
-    "Where the report templates live: `nbs/reports/` under the project root."
+    """Where the report templates live: `nbs/reports/` of the checkout this mqbench was installed from (it is
+    the templates' source, as `nbs/` is the library's), else under the project root."""
+    if "__file__" in globals() and (d := Path(__file__).resolve().parent.parent / "nbs" / "reports").is_dir(): return d
     return project_root() / "nbs" / "reports"
 
 def templates() -> dict[str, Path]:
