@@ -134,8 +134,9 @@ def _tokenize(a):
         files = sources.expand_paths(a.input)
         import pandas as pd
         bars = pd.concat([sources.read_candles(f) for f in files])
-        stats = tokenize.write_candle_tokens(bars, a.out, block_size=a.block_size, stride=a.stride, steps=a.steps,
-                                             seed=a.seed, inputs=files, overwrite=a.overwrite)
+        stats = tokenize.write_candle_tokens(bars, a.out, tokenize.CandleTokenizer(tokenize.VQConfig(codes=a.codes)),
+                                             block_size=a.block_size, stride=a.stride, steps=a.steps, seed=a.seed,
+                                             inputs=files, overwrite=a.overwrite)
     else:
         stats = tokenize.write_token_dataset(a.input[0], a.out, kind=a.kind, block_size=a.block_size, stride=a.stride,
                                              overwrite=a.overwrite)
@@ -163,6 +164,8 @@ def _model_parsers(sub):
     t.add_argument("--block-size", type=int, default=256, help="tokens per window (default 256)")
     t.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: no overlap)")
     t.add_argument("--steps", type=int, default=300, help="candles: VQ-VAE training steps (default 300)")
+    t.add_argument("--codes", type=int, default=512,
+                   help="candles: VQ-VAE codebook size, the candle vocabulary (default 512; a few thousand bars fill about 32)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--overwrite", action="store_true")
     t.set_defaults(func=_tokenize)
