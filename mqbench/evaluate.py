@@ -18,14 +18,11 @@ from .model import generate as model_generate
 from .train import decode_tokens, load_run_model
 
 # %% auto #0
-__all__ = ['BASELINES', 'CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines',
-           'model_log_probs', 'field_digits', 'Scorer', 'Backtest', 'backtest', 'Rollouts', 'rollouts', 'LoopConfig',
-           'replay_events', 'loop_summary', 'price_paths', 'classification_metrics', 'persistence_labels',
-           'classification_backtest']
+__all__ = ['CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines', 'model_log_probs',
+           'field_digits', 'Scorer', 'Backtest', 'backtest', 'Rollouts', 'rollouts', 'LoopConfig', 'replay_events',
+           'loop_summary', 'price_paths', 'classification_metrics', 'persistence_labels', 'classification_backtest']
 
 # %% ../nbs/12_evaluate.ipynb #c007
-BASELINES = ("uniform", "unigram", "copy_previous", "markov1", "markov2")
-
 def scored_targets(windows: np.ndarray) -> tuple:
     """The tokens every predictor is scored on, as `window_targets` picks them (positions 1.. of each window,
     PAD left out), with where they are: (targets (N,), window (N,), position (N,)), int64, window-major."""
@@ -79,10 +76,10 @@ class NgramBaseline:
     def _nll(self, windows, order, k):
         keep, self.k[order] = self.k[order], k
         try:
-            y, lp = 0.0, 0
+            nll, n = 0.0, 0
             for logp, t in self.log_probs(windows, order=order):
-                y += -logp[np.arange(len(t)), t].sum(); lp += len(t)
-            return y / max(lp, 1)
+                nll -= logp[np.arange(len(t)), t].sum(); n += len(t)
+            return nll / max(n, 1)
         finally:
             self.k[order] = keep
 
