@@ -137,11 +137,14 @@ def leverage(paths, lags=range(1, 21), scale: int = 1) -> pd.DataFrame:
 
 # %% ../nbs/13_stylized.ipynb #c019
 def hill_tail_index(x, tail_fraction: float = 0.05, *, tail: str = "both", min_tail: int = 10) -> float:
-    "Hill estimate of the tail index alpha of |x| (or of the left or right tail); NaN below `min_tail` tail points."
+    """Hill estimate of the tail index alpha of |x| (or of the left or right tail); NaN below `min_tail` tail points.
+    Zeros are left out first: a return of exactly 0 (no price change, most of them at the scale of single events)
+    says nothing about the tail, and the estimator divides by the threshold."""
     if not 0 < tail_fraction < 1: raise MqbenchError(f"tail_fraction={tail_fraction}: expected a share between 0 and 1")
     if tail not in ("both", "left", "right"): raise MqbenchError(f"tail={tail!r}: expected 'both', 'left' or 'right'")
     x = _vector(x, "the")
     if len(x): x = _sample(x, "the")
+    x = x[x != 0]
     v = np.abs(x) if tail == "both" else (-x if tail == "left" else x)
     n, k = len(v), int(tail_fraction * len(v))
     if k < max(min_tail, 1) or k >= n: return float("nan")
@@ -151,8 +154,8 @@ def hill_tail_index(x, tail_fraction: float = 0.05, *, tail: str = "both", min_t
     return float(1 / mean_log) if mean_log > 0 else float("nan")
 
 def tail_indices(x, tail_fraction: float = 0.05) -> pd.DataFrame:
-    "Hill tail index of |x|, of the left tail and of the right tail, with the number of tail points."
-    n = len(_vector(x, "the"))
+    "Hill tail index of |x|, of the left tail and of the right tail, with the number of tail points (zeros left out)."
+    n = int((_vector(x, "the") != 0).sum())
     return pd.DataFrame(dict(tail=["both", "left", "right"], k=int(tail_fraction * n),
                              alpha=[hill_tail_index(x, tail_fraction, tail=t) for t in ("both", "left", "right")]))
 
