@@ -360,7 +360,7 @@ def run_report(name_or_path, params: dict | None = None, *, run_id: str | None =
         try:
             with _echo(log_output):
                 papermill.execute_notebook(str(path), str(executed), parameters=cast, log_output=log_output,
-                                           progress_bar=False, cwd=str(tmp), kernel_name=kernel_name or "python3",
+                                           progress_bar=False, cwd=os.getcwd(), kernel_name=kernel_name or "python3",
                                            kernel_manager_class=_kernel_manager_class(env, this_python=kernel_name is None))
         except PapermillExecutionError as e:
             run["error"] = f"report {name} failed in cell {e.exec_count}: {e.ename}: {_one_line(e.evalue)}"
