@@ -15,7 +15,7 @@ import torch
 from mqbench import evaluate as ev, stylized as st
 from mqbench.core import data_dir
 from mqbench.tokenize import load_tokenizer, load_tokens
-from mqbench.train import load_run_model
+from mqbench.train import evenly_spaced, load_run_model
 
 
 def timed(f, repeats):
@@ -67,7 +67,7 @@ def main():
     res["baselines_fit_s"] = round(t_fit, 2)
     res["train_tokens"] = int(len(ev.scored_targets(train_w)[0]))
     test = load_tokens(data, "test", mmap=False)
-    w = test[ev._spaced(len(test), a.windows)].astype(np.int64)
+    w = test[evenly_spaced(len(test), a.windows)].astype(np.int64)
     n_tok = len(ev.scored_targets(w)[0])
     fields, groups = ev.field_digits(data, V), np.zeros(n_tok, np.int64)
     res["scored_tokens"] = n_tok

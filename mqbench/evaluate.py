@@ -15,7 +15,7 @@ import torch
 from .core import MqbenchError, read_manifest
 from .tokenize import EOS, PAD, load_tokenizer, load_tokens
 from .model import generate as model_generate
-from .train import decode_tokens, load_run_model
+from .train import decode_tokens, evenly_spaced, load_run_model
 
 # %% auto #0
 __all__ = ['CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines', 'model_log_probs',
@@ -30,10 +30,6 @@ def scored_targets(windows: np.ndarray) -> tuple:
     y = w[:, 1:]
     win, pos = np.nonzero(y != PAD)
     return y[win, pos], win, pos + 1
-
-def _spaced(n: int, k: int | None) -> np.ndarray:
-    "`k` indices spread evenly over range(n) (all of them when k is None or at least n)."
-    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
 
 def _prev(w: np.ndarray, win, pos, k: int) -> np.ndarray:
     "The token k places before each scored position (PAD where the window has none)."
@@ -147,7 +143,7 @@ class Uniform:
 def fit_baselines(train: np.ndarray, eval_: np.ndarray, vocab_size: int, tune_windows: int | None = 256) -> dict:
     """The five baselines of a token dataset, fitted on train windows; the Markov smoothing is chosen on
     `tune_windows` eval windows spread evenly over the split (all of them with None)."""
-    eval_ = np.asarray(eval_)[_spaced(len(eval_), tune_windows)]
+    eval_ = np.asarray(eval_)[evenly_spaced(len(eval_), tune_windows)]
     return {"uniform": Uniform(vocab_size).fit(train), "unigram": NgramBaseline(vocab_size, 0).fit(train),
             "copy_previous": CopyPrevious(vocab_size).fit(train),
             "markov1": NgramBaseline(vocab_size, 1).fit(train, eval_),
@@ -278,7 +274,7 @@ def backtest(run_dir, split: str = "test", *, which: str = "best", max_windows: 
     wins = load_tokens(data, split, mmap=False)
     sym = pd.read_parquet(data / f"{split}_windows.parquet", columns=["symbol"])["symbol"].astype(str).to_numpy()
     keep = np.arange(len(wins)) if symbols is None else np.flatnonzero(np.isin(sym, [str(s) for s in symbols]))
-    idx = keep[_spaced(len(keep), max_windows)]
+    idx = keep[evenly_spaced(len(keep), max_windows)]
     if not len(idx):
         raise MqbenchError(f"{data}: the {split} split has no windows to score" + (f" of symbols {list(symbols)}" if symbols is not None else ""))
     w, sym = wins[idx].astype(np.int64), sym[idx]
@@ -321,7 +317,7 @@ def _continuations(data: Path, split: str, n: int, context: int, horizon: int, s
     ok = np.flatnonzero(cut + horizon <= end)
     if symbols is not None: ok = ok[np.isin(idx["symbol"].astype(str).to_numpy()[ok], [str(s) for s in symbols])]
     if not len(ok): raise MqbenchError(f"{data}: no {split} window has {context} tokens of context and {horizon} after them")
-    pick = ok[_spaced(len(ok), n)]
+    pick = ok[evenly_spaced(len(ok), n)]
     return idx.iloc[pick].assign(window=pick, cut=cut[pick]).reset_index(drop=True), flat
 
 def rollouts(run_dir, split: str = "test", *, n_contexts: int = 16, context: int = 64, horizon: int = 128,

@@ -20,10 +20,11 @@ from .optim import OptimConfig, Optimizer
 from .tokenize import BOS, PAD, candles_from_features, load_tokenizer, load_tokens, unigram_cross_entropy
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_LR_SCALE', 'REWARDS', 'IGNORE', 'TrainConfig', 'Windows', 'window_symbols', 'Sampler', 'lm_targets',
-           'ce_sum', 'data_vocab', 'token_values', 'rewards', 'tokenizer_fingerprint', 'latest_checkpoint',
-           'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'Trainer', 'train', 'load_run_model',
-           'decode_tokens', 'generate_from_run', 'grid_search', 'add_train_arguments', 'config_from_args', 'main']
+__all__ = ['STAGES', 'STAGE_LR_SCALE', 'REWARDS', 'IGNORE', 'TrainConfig', 'evenly_spaced', 'Windows', 'window_symbols',
+           'Sampler', 'lm_targets', 'ce_sum', 'data_vocab', 'token_values', 'rewards', 'tokenizer_fingerprint',
+           'latest_checkpoint', 'checkpoint_path', 'save_checkpoint', 'load_checkpoint', 'MetricsLog', 'Trainer',
+           'train', 'load_run_model', 'decode_tokens', 'generate_from_run', 'grid_search', 'add_train_arguments',
+           'config_from_args', 'main']
 
 # %% ../nbs/11_train.ipynb #c008
 STAGES = ("pretrain", "midtrain", "sft", "rl")
@@ -92,6 +93,10 @@ class TrainConfig:
     def from_json(cls, d: dict) -> "TrainConfig": return from_fields(cls, d, "train config")
 
 # %% ../nbs/11_train.ipynb #c011
+def evenly_spaced(n: int, k: int | None) -> np.ndarray:
+    "`k` indices spread evenly over range(n), the first and the last included (all of them when k is None or at least n)."
+    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
 class Windows:
     "The windows of one split that a stage uses: the token array (memory-mapped) and the rows of it."
     def __init__(self, data, split: str, stage: str, *, symbol: str | None = None, horizon: int = 0):
@@ -120,7 +125,7 @@ class Windows:
 
     def spaced(self, n: int) -> np.ndarray:
         "`n` positions spread evenly over the rows (all of them when there are fewer): the validation windows."
-        return np.unique(np.linspace(0, len(self) - 1, min(n, len(self))).round().astype(np.int64))
+        return evenly_spaced(len(self), n)
 
 def window_symbols(data, split: str = "train") -> list:
     "The symbols that have windows in `split`, in name order."
