@@ -20,7 +20,8 @@ from .train import decode_tokens, evenly_spaced, load_run_model
 # %% auto #0
 __all__ = ['CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines', 'model_log_probs',
            'field_digits', 'Scorer', 'Backtest', 'backtest', 'Rollouts', 'rollouts', 'LoopConfig', 'replay_events',
-           'loop_summary', 'price_paths', 'classification_metrics', 'persistence_labels', 'classification_backtest']
+           'replay_rollouts', 'loop_summary', 'price_paths', 'rollout_samples', 'classification_metrics',
+           'persistence_labels', 'classification_backtest']
 
 # %% ../nbs/12_evaluate.ipynb #c007
 def scored_targets(windows: np.ndarray) -> tuple:
@@ -476,6 +477,18 @@ def replay_events(events: pd.DataFrame, tokenizer, cfg: LoopConfig | None = None
     return out, counters
 
 # %% ../nbs/12_evaluate.ipynb #c028
+def replay_rollouts(ro: Rollouts, cfg: LoopConfig | None = None) -> dict | None:
+    """{'generated': ..., 'real': ...}: both continuations of book-event rollouts replayed (`replay_events`, special
+    tokens left out), refused if the engine's counters disagree with the verdicts; None for kinds without a book."""
+    if ro.kind != "events": return None
+    tok, out = load_tokenizer(ro.info["data"]), {}
+    for name, df in (("generated", ro.generated), ("real", ro.real)):
+        out[name], cnt = replay_events(df[df["special"].isna()], tok, cfg)
+        if any(cnt[k] != cnt["expected"][k] for k in ("unknown_refs", "crossed_books")):
+            raise MqbenchError(f"the book engine counted {cnt['unknown_refs']} unknown references and {cnt['crossed_books']} crossed "
+                               f"books in the {name} replay; the events' verdicts say {cnt['expected']}")
+    return out
+
 def loop_summary(replayed: pd.DataFrame) -> dict:
     "Share of valid events (all, and by action), the reasons for the rest, and the spread and depth they left."
     r = replayed
@@ -504,6 +517,22 @@ def price_paths(ro: Rollouts, replayed: dict | None = None) -> dict:
                 paths.append(np.r_[0.0, np.cumsum(np.nan_to_num(g[col].to_numpy(np.float64)) * scale)])
         out[name] = paths
     return out
+
+def rollout_samples(ro: Rollouts, replayed: dict | None = None) -> dict:
+    """{'real': {quantity: values}, 'generated': {...}}: what the stylized-facts distances set side by side: the
+    one-step log returns of the price paths (bps), and what the token kind carries: inter-arrival times (ms),
+    sizes, spreads after each replayed event (bps), candle ranges."""
+    paths, out = price_paths(ro, replayed), {}
+    for name, df in (("real", ro.real), ("generated", ro.generated)):
+        df = df[df["special"].isna()]
+        q = {"returns_bps": np.concatenate([np.diff(p) for p in paths[name]] or [np.empty(0)]) * 1e4}
+        if "dt_ns" in df: q["inter_arrival_ms"] = df["dt_ns"].to_numpy(np.float64) / 1e6
+        if "size" in df: q["size"] = df["size"].to_numpy(np.float64)
+        if replayed is not None: q["spread_bps"] = replayed[name]["spread_bps"].to_numpy(np.float64)
+        if ro.kind == "candles": q["range"] = df["range"].to_numpy(np.float64)
+        out[name] = q
+    return out
+
 
 # %% ../nbs/12_evaluate.ipynb #c031
 CLASSES = ("DOWN", "NEUTRAL", "UP")
