@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_path, from_fields
-from .kernels import rms_norm, rope, rope_cache, swiglu
+from .kernels import linear_cross_entropy, rms_norm, rope, rope_cache, swiglu
 
 # %% auto #0
 __all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'attend', 'Attention', 'MLP', 'Block',
@@ -38,9 +38,10 @@ class ModelConfig:
     tie_embeddings: bool = True     # the LM head is the embedding matrix
     window: int | None = None       # sliding-window attention: a token sees the last `window` positions
     attn_backend: str = "sdpa"      # "sdpa" (PyTorch), "triton" (mqbench.kernels), "reference" (plain torch)
-    kernels: str = "never"          # Triton RMSNorm, RoPE and SwiGLU: "cuda" (on CUDA tensors), "always" (CPU too,
-                                    # under TRITON_INTERPRET=1: for tests), "never". Not the default until a GPU
-                                    # measurement shows them faster than eager PyTorch (bench/kernels.py)
+    kernels: str = "never"          # Triton RMSNorm, RoPE, SwiGLU and the fused LM head + loss: "cuda" (on CUDA
+                                    # tensors), "always" (CPU too, under TRITON_INTERPRET=1: for tests), "never".
+                                    # Not the default until a GPU measurement shows them faster than eager
+                                    # PyTorch (bench/kernels.py)
     init_std: float = 0.02
 
     def __post_init__(self):
@@ -212,7 +213,11 @@ class Decoder(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.embed_tokens.weight.numel()
 
-    def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, ignore_index: int = -100):
+    def forward(self, idx, targets=None, *, cache: KVCache | None = None, pos: int = 0, ignore_index: int = -100,
+                reduction: str = "mean"):
+        """(logits (B, T, V), None) without targets; with targets (B, T), (logits, the cross-entropy reduced by
+        `reduction`: "mean" over the targets not `ignore_index`, "sum" or "none"), and with the Triton kernels
+        on, (None, the loss) from the fused head, which never holds the logits."""
         B, T = idx.shape
         if pos + T > self.config.block_size:
             raise MqbenchError(f"{pos + T} positions; the model's context is {self.config.block_size}")
@@ -223,9 +228,13 @@ class Decoder(nn.Module):
         x = self.norm(x)
         if targets is None:
             return self.lm_head(x), None
+        kb = kernel_backend(self.config.kernels, x)
+        if kb != "torch":
+            return None, linear_cross_entropy(x, self.lm_head.weight, targets, ignore_index, reduction, backend=kb)
         logits = self.lm_head(x)                                         # (B, T, V)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index)
-        return logits, loss
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=ignore_index,
+                               reduction=reduction)
+        return logits, loss.view(targets.shape) if reduction == "none" else loss
 
 # %% ../nbs/09_model.ipynb #c014
 def to_hf_llama(model: Decoder):

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_dir, atomic_path, data_dir, file_digest, read_manifest
 from .core import from_fields, seed_everything, torch_device, write_manifest
@@ -166,9 +165,8 @@ def lm_targets(w: torch.Tensor, stage: str = "pretrain", horizon: int = 0):
     return x, y
 
 def ce_sum(model, x, y) -> torch.Tensor:
-    "The cross-entropy summed over the targets that count, in float32."
-    logits = model(x)[0]                                                      # (B, T, V)
-    return F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE, reduction="sum")
+    "The cross-entropy summed over the targets that count, in float32 (the fused head's, with the model's Triton kernels on)."
+    return model(x, y, ignore_index=IGNORE, reduction="sum")[1]
 
 # %% ../nbs/11_train.ipynb #c017
 def data_vocab(data) -> dict:

@@ -61,6 +61,27 @@ if HAVE_TRITON and _interpreted(_probe) and not _interpreted(tl.standard.sum) an
 INTERPRETING = HAVE_TRITON and _interpreted(_probe) and _interpreted(tl.standard.sum)
 _MIXED = HAVE_TRITON and _interpreted(_probe) and not INTERPRETING     # kernels interpreted, Triton's library not
 
+def _interpret_bfloat16_dot():
+    """Triton's interpreter keeps bfloat16 values as their raw 16 bits, and its `tl.dot` multiplies those
+    bits as integers (triton-lang/triton#11584; not supported upstream). Widen bfloat16 operands to float32
+    first: a bfloat16 is the top half of a float32, so the widening is exact, and so is each product; the
+    sum is in float32, as on the GPU's tensor cores. Without this no bfloat16 matmul kernel could be tested
+    on a machine without CUDA."""
+    import numpy as np
+    from triton.runtime import interpreter
+    builder = interpreter.InterpreterBuilder
+    if getattr(builder.create_dot, "widens_bfloat16", False): return
+    dot = builder.create_dot
+    def widen(x):
+        if x.dtype != tl.bfloat16: return x
+        return interpreter.TensorHandle((x.data.astype(np.uint32) << 16).view(np.float32), tl.float32)
+    def create_dot(self, a, b, d, input_precision, max_num_imprecise_acc):
+        return dot(self, widen(a), widen(b), d, input_precision, max_num_imprecise_acc)
+    create_dot.widens_bfloat16 = True
+    builder.create_dot = create_dot
+
+if INTERPRETING: _interpret_bfloat16_dot()
+
 # %% ../../nbs/08_kernels_dispatch.ipynb #c009
 BACKENDS = ("auto", "triton", "torch")
 

@@ -120,9 +120,18 @@ def linear_cross_entropy(hidden, weight, targets, ignore_index: int = -100, redu
     hidden (..., H), weight (V, H), targets (...) int64. `reduction` "mean" (over rows not ignored), "sum"
     or "none" (a loss per row, float32). Differentiable in hidden and weight. `chunk_size`: rows per
     chunk (default: a chunk of logits about the size of hidden). `backend`: "auto" (Triton on CUDA, else
-    the reference), "triton" or "torch"."""
+    the reference), "triton" or "torch". Under autocast the logits are in the autocast dtype, as the
+    unfused head's would be."""
     if reduction not in ("mean", "sum", "none"):
         raise MqbenchError(f"linear_cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
+    dev = hidden.device.type
+    if torch.is_autocast_enabled(dev):
+        # as under autocast the LM head's matmul would: logits in the autocast dtype. The casts are in the
+        # graph, so the gradients come back in hidden's and weight's own dtypes
+        dt = torch.get_autocast_dtype(dev)
+        with torch.autocast(dev, enabled=False):
+            return linear_cross_entropy(hidden.to(dt), weight.to(dt), targets, ignore_index, reduction,
+                                        chunk_size=chunk_size, backend=backend)
     h, t = _flat(hidden, weight, targets)
     if hidden.dtype != weight.dtype:
         raise MqbenchError(f"linear_cross_entropy: hidden ({hidden.dtype}) and weight ({weight.dtype}) must have one dtype")
