@@ -2,12 +2,14 @@
 project's shapes: attention (causal GQA, sliding window, dilated window) against PyTorch SDPA and
 FlexAttention; RoPE, SwiGLU and RMSNorm against eager PyTorch, torch.compile of the same eager code and
 Liger-Kernel; the fused LM head + cross-entropy against the unfused computation (eager and compiled) and
-Liger's fused one; the order-book features against the PyTorch reference.
+Liger's fused one; the order-book features against the PyTorch reference; and a whole training step of the
+decoder with the kernels on against PyTorch throughout.
 
     python bench/kernels.py                          # CUDA: every op at every shape (tens of minutes)
     python bench/kernels.py --ops attention --presets base --lengths 8192
     python bench/kernels.py --tune                   # CUDA: also sweep the attention block sizes
     python bench/kernels.py --device cpu             # the small CPU path (what runs without CUDA)
+    bash bench/gpu.sh                                # on a GPU machine: the CUDA tests, then a 5-minute selection
 
 On CUDA each case is timed with triton.testing.do_bench (median), forward and forward+backward, and
 reported as TFLOP/s (matmul-bound ops) or GB/s (memory-bound ops) with the peak memory of one call,
@@ -68,11 +70,17 @@ def cpu_time(fn, repeats):
 
 class Bench:
     "Collects rows: op, case, mode, impl, ms, rate (TFLOP/s or GB/s), peak MiB, note."
-    def __init__(self, device, repeats):
+    def __init__(self, device, repeats, max_seconds=None):
         self.device, self.repeats, self.rows = device, repeats, []
+        self.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.skipped = 0
 
     def run(self, op, case, mode, impl, fn, *, flops=None, nbytes=None, note=""):
-        "Time fn; `mode` 'fwd' runs it without autograd (as inference does), 'fwd+bwd' with."
+        """Time fn; `mode` 'fwd' runs it without autograd (as inference does), 'fwd+bwd' with. Past the
+        deadline nothing more is timed (counted in `skipped`), so that what was measured is still written."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.skipped += 1
+            return None
         row = {"op": op, "case": case, "mode": mode, "impl": impl}
         try:
             with torch.set_grad_enabled(mode != "fwd"):
@@ -302,6 +310,36 @@ def bench_microstructure(b, dev, N, T):
               note="whole groups (more features than the kernel)")
 
 
+def bench_decoder(b, dev, dt, presets, T=512, tokens=TOKENS):
+    """A training step's forward and backward of the decoder (loss at a 600-token vocabulary), under
+    autocast in `dt` as the trainer runs on CUDA: PyTorch throughout, the Triton attention alone, and
+    every kernel (attention, RMSNorm, RoPE, SwiGLU, the fused head). The figure that decides the
+    decoder's defaults."""
+    from mqbench.model import SIZES, Decoder, preset
+    cuda = dev.type == "cuda"
+    configs = [("all triton kernels", dict(attn_backend="triton", kernels="cuda")),
+               ("triton attention", dict(attn_backend="triton", kernels="never"))] if cuda else []
+    configs.append(("pytorch", dict(attn_backend="sdpa", kernels="never")))
+    for size in [p for p in presets if p in SIZES] or ["tiny"]:
+        for window in (None, 256):
+            if window is not None and window >= T: continue
+            B = max(1, tokens // T)
+            g = torch.Generator(device=dev).manual_seed(0)
+            x = torch.randint(0, 600, (B, T + 1), device=dev, generator=g)
+            case = f"{size} B{B} T{T} V600" + (f" W{window}" if window else "")
+            for impl, kw in configs:
+                torch.manual_seed(0)
+                m = Decoder(preset(size, vocab_size=600, block_size=T, window=window, **kw)).to(dev)
+                def step(m=m):
+                    for p in m.parameters(): p.grad = None
+                    with torch.autocast(dev.type, dtype=dt, enabled=cuda):
+                        loss = m(x[:, :-1], x[:, 1:])[1]
+                    loss.backward()
+                b.run("decoder", case, "fwd+bwd", impl, step, nbytes=None,
+                      note=f"{sum(p.numel() for p in m.parameters()) / 1e6:.0f}M parameters")
+                del m
+
+
 # ---------------------------------------------------------------- attention block sizes
 
 def tune_attention(dev, dt, lengths):
@@ -407,7 +445,7 @@ def markdown(res) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
-    ap.add_argument("--ops", default="attention,rope,swiglu,rms_norm,lce,features")
+    ap.add_argument("--ops", default="attention,lce,decoder,rope,swiglu,rms_norm,features")
     ap.add_argument("--presets", default=None, help=f"comma-separated of {list(PRESETS)} (default: all on CUDA, tiny on the CPU)")
     ap.add_argument("--lengths", default=None, help="comma-separated sequence lengths (default 512..16384 on CUDA, 128,256 on the CPU)")
     ap.add_argument("--dtype", default="bfloat16", help="bfloat16 or float16 on CUDA (the CPU path uses float32)")
@@ -415,6 +453,8 @@ def main():
     ap.add_argument("--tune", action="store_true", help="CUDA: sweep the attention block sizes first")
     ap.add_argument("--window", type=int, default=None, help=f"attention window (default {WINDOW} on CUDA, 64 on the CPU)")
     ap.add_argument("--repeats", type=int, default=5, help="CPU path: timed calls per case (median)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="time nothing more after this many seconds; the ops run in the order of --ops")
     ap.add_argument("--out", default=None, help="where to record (default bench/results/kernels[-GPU].json, and .md beside it)")
     a = ap.parse_args()
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -436,7 +476,7 @@ def main():
     name = torch.cuda.get_device_name(dev) if cuda else (platform.processor() or platform.machine())
     print(f"device: {name}; dtype {dt}; presets {presets}; lengths {lengths}; torch.compile {compile_ok}; "
           f"liger {'yes' if L else 'no'}", flush=True)
-    b = Bench(dev, a.repeats)
+    b = Bench(dev, a.repeats, a.max_seconds)
     res = {"device": str(dev), "device_name": name, "dtype": str(dt), "presets": presets, "lengths": lengths}
     if a.tune and cuda: res["tuned"] = tune_attention(dev, dt, lengths)
     ops = a.ops.split(",")
@@ -445,7 +485,8 @@ def main():
             "swiglu": lambda: bench_swiglu(b, dev, dt, presets, lengths, compile_ok, L),
             "rms_norm": lambda: bench_rms_norm(b, dev, dt, presets, lengths, compile_ok, L),
             "lce": lambda: bench_lce(b, dev, dt, presets, VOCABS if cuda else (600, 4096), compile_ok, L, TOKENS if cuda else 512),
-            "features": lambda: bench_microstructure(b, dev, *((64, 234_000) if cuda else (4, 3000)))}
+            "features": lambda: bench_microstructure(b, dev, *((64, 234_000) if cuda else (4, 3000))),
+            "decoder": lambda: bench_decoder(b, dev, dt, presets, *((512, TOKENS) if cuda else (128, 512)))}
     for op in ops:
         if op not in runs: ap.error(f"unknown op {op!r}; known: {list(runs)}")
         print(f"{op}:", flush=True)
@@ -453,6 +494,7 @@ def main():
         except Exception:
             traceback.print_exc()
             notes.append(f"{op}: failed, see the console")
+    if b.skipped: notes.append(f"{b.skipped} measurements skipped: past --max-seconds {a.max_seconds:g}")
     res["results"] = b.rows
     res["targets"] = check_targets(b.rows) if cuda else []
     res["notes"] = notes

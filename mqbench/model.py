@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import MqbenchError, atomic_path, from_fields
-from .kernels import linear_cross_entropy, rms_norm, rope, rope_cache, swiglu
+from .kernels import INTERPRETING, attention, linear_cross_entropy, rms_norm, rope, rope_cache, swiglu
 
 # %% auto #0
 __all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'attend', 'Attention', 'MLP', 'Block',
@@ -37,7 +37,8 @@ class ModelConfig:
     rope_theta: float = 10000.0
     tie_embeddings: bool = True     # the LM head is the embedding matrix
     window: int | None = None       # sliding-window attention: a token sees the last `window` positions
-    attn_backend: str = "sdpa"      # "sdpa" (PyTorch), "triton" (mqbench.kernels), "reference" (plain torch)
+    attn_backend: str = "sdpa"      # "sdpa" (PyTorch), "triton" (mqbench.kernels on CUDA, or under TRITON_INTERPRET=1;
+                                    # SDPA elsewhere, so that a checkpoint moves between machines), "reference"
     kernels: str = "never"          # Triton RMSNorm, RoPE, SwiGLU and the fused LM head + loss: "cuda" (on CUDA
                                     # tensors), "always" (CPU too, under TRITON_INTERPRET=1: for tests), "never".
                                     # Not the default until a GPU measurement shows them faster than eager
@@ -106,8 +107,8 @@ def attend(q, k, v, *, causal: bool = True, window: int | None = None, backend: 
     of K. Query i sits at position q_offset + i of the keys; causal and window masks are by position."""
     B, H, T, D = q.shape
     S, K = k.shape[2], k.shape[1]
-    if backend == "triton" and q_offset == 0 and T == S:          # the KV-cache decode step stays on SDPA
-        from mqbench.kernels import attention
+    # the KV-cache decode step stays on SDPA, and so does a machine where the kernel cannot run
+    if backend == "triton" and q_offset == 0 and T == S and (q.is_cuda or INTERPRETING):
         return attention(q, k, v, causal=causal, window=window, backend="triton")
     mask = None
     if window is not None or (causal and q_offset):
