@@ -1,7 +1,7 @@
 """Speed of the feature path on a synthetic day: snapshots (symbol x tick) per second for the 200
-features in numpy (float64, one core) and in torch (float64; CUDA when present, else the CPU), the
-largest difference between the two, and what the stages before and after cost (replay into book
-tables, the grid, the whole dataset written to disk).
+features in numpy (float64, one core) and in torch (float64; CUDA when present, there with and without
+the Triton kernel of the book features; else the CPU), the largest difference between the two, and what
+the stages before and after cost (replay into book tables, the grid, the whole dataset written to disk).
 
     python bench/features.py --symbols 8 --hours 1 --repeats 3
 """
@@ -47,15 +47,17 @@ def main():
     res["features"] = len(names)
     res["numpy"] = {"snapshots_per_s": round(n * T / t_np), "seconds_median": round(t_np, 3), "runs": [round(s, 3) for s in s_np]}
 
-    compute_features(grid, backend="torch", device=dev)          # first call: allocator, kernels
-    def run_torch():
-        out = compute_features(grid, backend="torch", device=dev, as_numpy=False)
-        if dev.type == "cuda": torch.cuda.synchronize()
-        return out
-    (Xt, _, _), t_t, s_t = timed(run_torch, a.repeats)
-    Xt = Xt.cpu().numpy()
-    rel = np.abs(Xt - X) / np.maximum(np.abs(X), 1e-6)
-    res["torch"] = {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(),
+    # on CUDA the book features come from their Triton kernel (kernels="auto"); timed without it too
+    for key, kernels in [("torch", "auto")] + ([("torch_without_kernel", "torch")] if dev.type == "cuda" else []):
+        compute_features(grid, backend="torch", device=dev, kernels=kernels)          # first call: allocator, kernels
+        def run_torch():
+            out = compute_features(grid, backend="torch", device=dev, as_numpy=False, kernels=kernels)
+            if dev.type == "cuda": torch.cuda.synchronize()
+            return out
+        (Xt, _, _), t_t, s_t = timed(run_torch, a.repeats)
+        Xt = Xt.cpu().numpy()
+        rel = np.abs(Xt - X) / np.maximum(np.abs(X), 1e-6)
+        res[key] = {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(),
                     "threads": torch.get_num_threads(), "snapshots_per_s": round(n * T / t_t),
                     "seconds_median": round(t_t, 3), "runs": [round(s, 3) for s in s_t],
                     "max_rel_diff_vs_numpy": float(rel[np.isfinite(rel)].max()),

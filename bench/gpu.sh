@@ -3,8 +3,9 @@
 # python3 has PyTorch and Triton but no network:
 #   1. the notebooks' `#| cuda` tests (bfloat16 at real sizes for every kernel; 30 training steps of the
 #      decoder on the kernels against PyTorch) with every other test cell of those notebooks, compiled;
-#   2. bench/kernels.py on the shapes its targets name, attention first, stopped after --max-seconds.
-# Output in $OUT (default bench/results): gpu-tests.log, kernels-<GPU>.json and kernels-<GPU>.md.
+#   2. bench/kernels.py on the shapes its targets name, attention first, stopped after --max-seconds;
+#   3. bench/features.py on a quarter-hour synthetic day (the torch feature path with and without its kernel).
+# Output in $OUT (default bench/results): gpu-tests.log, kernels-<GPU>.json and .md, features-<GPU>.json.
 #
 #   bash bench/gpu.sh wheels    # here, where PyPI answers: nbdev (to run the notebooks) and Liger-Kernel
 #                               # (one of the comparisons) as Python 3.12 wheels in .whl/, which git ignores
@@ -45,5 +46,6 @@ GPU=$(python3 -c "import torch; print(torch.cuda.get_device_name().replace(' ', 
   fi
 } 2>&1 | tee "$OUT/gpu-tests.log"
 
-timeout 330 python3 bench/kernels.py --presets small,base,base-d128 --lengths 2048,8192 --max-seconds 270 \
+timeout 280 python3 bench/kernels.py --presets small,base,base-d128 --lengths 2048,8192 --max-seconds 230 \
   --out "$OUT/kernels-$GPU.json"
+timeout 70 python3 bench/features.py --symbols 8 --hours 0.25 --repeats 3 --out "$OUT/features-$GPU.json"

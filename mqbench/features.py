@@ -23,9 +23,9 @@ PRICE_SCALE = 1e-4   # ITCH and LOBSTER prices are integers in units of 1e-4 dol
 __all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'SPLITS', 'Grid', 'grid_from_book', 'grid_from_trades',
            'grid_from_candles', 'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div',
            'g_basic', 'microprice', 'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow',
-           'peers_of', 'g_cross', 'usable_groups', 'compute_features', 'feature_table', 'make_labels', 'usable_ticks',
-           'window_ends', 'split_ends', 'DatasetConfig', 'build_dataset', 'WindowSplit', 'load_dataset', 'event_stream',
-           'trade_stream', 'split_stream']
+           'peers_of', 'g_cross', 'usable_groups', 'fused_book_features', 'compute_features', 'feature_table',
+           'make_labels', 'usable_ticks', 'window_ends', 'split_ends', 'DatasetConfig', 'build_dataset', 'WindowSplit',
+           'load_dataset', 'event_stream', 'trade_stream', 'split_stream']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -341,8 +341,9 @@ def microprice(a):
 
 def g_spread(a, o, c):
     b, x, mid = a["bid_px"][..., 0], a["ask_px"][..., 0], a["mid"]
+    mp = a["fused"]["microprice"] if "microprice" in a.get("fused", {}) else microprice(a)
     return [("spread", "ask - bid, in price units", x - b), ("spread_bps", "spread over mid, bps", (x - b) / mid * BPS),
-            ("mid", "(bid + ask) / 2", mid), ("microprice", "size-weighted mid: (bid * ask_sz + ask * bid_sz) / (bid_sz + ask_sz)", microprice(a))]
+            ("mid", "(bid + ask) / 2", mid), ("microprice", "size-weighted mid: (bid * ask_sz + ask * bid_sz) / (bid_sz + ask_sz)", mp)]
 
 def _imbalance(o, a, d):
     bs, xs = a["bid_sz"][..., :d].sum(-1), a["ask_sz"][..., :d].sum(-1)
@@ -351,7 +352,7 @@ def _imbalance(o, a, d):
 def g_imbalance(a, o, c):
     out = []
     for d in c.depths:
-        imb = _imbalance(o, a, d)
+        imb = a["fused"][f"imb_{d}"] if f"imb_{d}" in a.get("fused", {}) else _imbalance(o, a, d)
         out += [(f"imb_{d}", f"(bid size - ask size) / total over the best {d} level(s)", imb),
                 (f"dimb_{d}", f"change of imb_{d} over {c.imbalance_change} ticks", imb - o.shift(imb, c.imbalance_change, "edge"))]
     return out
@@ -368,11 +369,13 @@ def g_volume(a, o, c):
     out = []
     for w in c.volume_windows:
         vol = rolling_sum(o, a["volume"], w)
-        vwap = safe_div(o, rolling_sum(o, a["notional"], w), vol, fill=float("nan"))
+        if f"vwap_gap_{w}" in a.get("fused", {}): gap = a["fused"][f"vwap_gap_{w}"]
+        else:
+            vwap = safe_div(o, rolling_sum(o, a["notional"], w), vol, fill=float("nan"))
+            gap = o.where(vol > 0, (vwap / a["mid"] - 1) * BPS, 0.0)
         out += [(f"volume_{w}", f"size traded over {w} ticks", vol),
                 (f"trades_{w}", f"number of trades over {w} ticks", rolling_sum(o, a["trades"], w)),
-                (f"vwap_gap_{w}", f"VWAP over {w} ticks against the mid, bps (0 without trades)",
-                 o.where(vol > 0, (vwap / a["mid"] - 1) * BPS, 0.0))]
+                (f"vwap_gap_{w}", f"VWAP over {w} ticks against the mid, bps (0 without trades)", gap)]
     if "book" in a["has"]:
         L = a["bid_sz"].shape[-1]
         out += [("depth_bid", f"size on the best {L} bid levels", a["bid_sz"].sum(-1)),
@@ -382,8 +385,9 @@ def g_volume(a, o, c):
 def g_volatility(a, o, c):
     r2 = a["ret"] ** 2
     hl2 = (o.log(a["high"] / a["low"]) * BPS) ** 2 / (4 * math.log(2))
+    fused = a.get("fused", {})
     out = [(f"rv_{w}", f"realized volatility: root of summed squared 1-tick returns over {w} ticks, bps",
-            o.sqrt(rolling_pos(o, r2, w))) for w in c.volatility_windows]
+            fused[f"rv_{w}"] if f"rv_{w}" in fused else o.sqrt(rolling_pos(o, r2, w))) for w in c.volatility_windows]
     out += [(f"parkinson_{w}", f"Parkinson volatility from each tick's high and low over {w} ticks, bps",
              o.sqrt(rolling_pos(o, hl2, w))) for w in c.volatility_windows]
     return out
@@ -506,10 +510,30 @@ def usable_groups(grid: Grid, cfg: FeatureConfig, strict: bool = False) -> list[
         elif strict: raise MqbenchError(f"feature group {gname!r} needs {sorted(need)}, which a {grid.kind} source lacks")
     return out
 
+def fused_book_features(a: dict, o, cfg: FeatureConfig, kernels: str = "auto") -> dict:
+    """The book features that `mqbench.kernels.microstructure_features` computes in one pass (imbalance at
+    each depth, microprice, realized volatility and VWAP gap over each window), by name: on the torch
+    backend with CUDA tensors ("auto"), or with `kernels="triton"` anywhere the kernel runs; {} otherwise,
+    and the groups compute their own."""
+    if kernels not in ("auto", "triton", "torch"):
+        raise MqbenchError(f"kernels must be 'auto', 'triton' or 'torch', not {kernels!r}")
+    if kernels == "triton" and o.name != "torch": raise MqbenchError("kernels='triton' needs backend='torch'")
+    if kernels == "torch" or o.name != "torch" or "book" not in a["has"]: return {}
+    if kernels == "auto" and o.device.type != "cuda": return {}
+    from mqbench.kernels import microstructure_features
+    book = [a[k] for k in ("bid_px", "bid_sz", "ask_px", "ask_sz", "volume", "notional")]
+    out = {}
+    for windows in dict.fromkeys((tuple(cfg.volume_windows), tuple(cfg.volatility_windows))):
+        values, names = microstructure_features(*book, depths=cfg.depths, windows=windows, backend="triton")
+        out.update({n: values[..., i] for i, n in enumerate(names)})
+    return out
+
 def compute_features(grid: Grid, cfg: FeatureConfig = FeatureConfig(), *, backend: str = "numpy",
-                     device=None, groups=None, as_numpy: bool = True):
+                     device=None, groups=None, as_numpy: bool = True, kernels: str = "auto"):
     """Features of every (symbol, tick): returns (values (N, T, F), names, groups of each name).
-    `backend` 'numpy' (float64) or 'torch' (float64 on `device`, CUDA when present)."""
+    `backend` 'numpy' (float64) or 'torch' (float64 on `device`, CUDA when present). `kernels`: on the
+    torch backend, "auto" takes the book features of `fused_book_features` from their Triton kernel on
+    CUDA, "triton" anywhere it runs, "torch" never."""
     o = NumpyOps() if backend == "numpy" else TorchOps(device) if backend == "torch" else None
     if o is None: raise MqbenchError(f"backend must be 'numpy' or 'torch', not {backend!r}")
     names = usable_groups(grid, cfg, strict=groups is not None) if groups is None else \
@@ -525,6 +549,7 @@ def compute_features(grid: Grid, cfg: FeatureConfig = FeatureConfig(), *, backen
     a["has"] = grid.has
     a["ret"] = _returns(o, a["mid"])
     a["peers"] = peers_of(grid, cfg.peers)
+    a["fused"] = fused_book_features(a, o, cfg, kernels)
     cols, out_names, out_groups = [], [], []
     for gname in names:
         for name, _doc, x in GROUPS[gname][0](a, o, cfg):
