@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_attention.ipynb #c007
 def attention_mask(T: int, *, causal: bool = True, window: int | None = None, dilation: int = 1, device=None) -> torch.Tensor:
@@ -163,7 +163,7 @@ CONFIGS = {   # (device kind, head dim) -> block sizes, warps and pipeline stage
 def _config(q, config=None) -> dict:
     "The table's entry for q; float32 tiles take twice the shared memory, so float32 takes the entry of twice the head dim."
     if config is not None: return config
-    if not q.is_cuda: return CONFIGS[("interpret", None)]
+    if not gpu_sized(q): return CONFIGS[("interpret", None)]
     return CONFIGS[("cuda", min(256, q.shape[-1] * (2 if q.dtype == torch.float32 else 1)))]
 
 def _prec(q) -> str:

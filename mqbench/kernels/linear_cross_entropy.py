@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, next_pow2, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, next_pow2, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #c006
 def _flat(hidden, weight, targets):
@@ -68,7 +68,7 @@ def lce_chunks(h, weight, t, ignore_index, scale, grad_hidden: bool, grad_weight
     loss = empty(N, like=h, dtype=torch.float32)
     gh = empty(N, H, like=h) if grad_hidden else None
     gw = torch.zeros(V, H, device=h.device, dtype=torch.float32) if grad_weight else None
-    block = min(next_pow2(V), 4096 if h.is_cuda else 256)
+    block = min(next_pow2(V), 4096 if gpu_sized(h) else 256)
     s_scale = scale.stride(0) if scale.numel() > 1 else 0
     for s in range(0, N, C):
         e = min(s + C, N)
@@ -77,7 +77,7 @@ def lce_chunks(h, weight, t, ignore_index, scale, grad_hidden: bool, grad_weight
         with device_of(h):
             _ce_rows[(e - s,)](logits, logits.stride(0), t[s:], scale[s:] if s_scale else scale, s_scale, loss[s:], V,
                                ignore_index, HAS_GRAD=grad_hidden or grad_weight, BLOCK_V=block,
-                               num_warps=8 if h.is_cuda else 4)
+                               num_warps=8 if gpu_sized(h) else 4)
         if grad_hidden: torch.mm(logits, weight, out=gh[s:e])                  # (C, H)
         if grad_weight:
             if gw.dtype == logits.dtype: gw.addmm_(logits.T, hc)

@@ -10,7 +10,7 @@ __all__ = ['BPS', 'feature_names', 'filled_mid', 'microstructure_features_refere
 import torch
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, next_pow2, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, next_pow2, tl, triton, use_triton
 
 BPS = 1e4
 
@@ -156,7 +156,7 @@ def microstructure_launch(bid_px, bid_sz, ask_px, ask_sz, volume, notional, dept
     d = torch.tensor(list(depths), dtype=torch.int32, device=dev)
     w = torch.tensor(list(windows), dtype=torch.int32, device=dev)
     out = empty(N, T, len(depths) + 1 + 2 * len(windows), like=bid_px)
-    bt = block_t or (256 if bid_px.is_cuda else 128)
+    bt = block_t or (256 if gpu_sized(bid_px) else 128)
     with device_of(bid_px):
         _micro_kernel[(N, triton.cdiv(T, bt))](bid_px, bid_sz, ask_px, ask_sz, mid, volume, notional, d, w, out, T, L,
                                                ND=len(depths), NW=len(windows), BLOCK_T=bt, BLOCK_L=next_pow2(L))

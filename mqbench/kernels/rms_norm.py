@@ -9,7 +9,7 @@ __all__ = ['rms_norm_reference', 'RmsNormFunction', 'rms_norm']
 import torch
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, next_pow2, num_programs_hint, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, next_pow2, num_programs_hint, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_rms_norm.ipynb #c006
 def rms_norm_reference(x, weight=None, eps: float = 1e-6):
@@ -73,7 +73,7 @@ class RmsNormFunction(torch.autograd.Function):
     def forward(ctx, x, weight, eps):
         xr = _rows(x)
         M, H = xr.shape
-        bm, bh = _blocks(H, x.is_cuda)
+        bm, bh = _blocks(H, gpu_sized(x))
         y = empty(M, H, like=x)
         rstd = empty(M, like=x, dtype=torch.float32)
         with device_of(x):
@@ -88,7 +88,7 @@ class RmsNormFunction(torch.autograd.Function):
         xr, weight, rstd = ctx.saved_tensors
         dyr = _rows(dy)
         M, H = xr.shape
-        bm, bh = _blocks(H, xr.is_cuda)
+        bm, bh = _blocks(H, gpu_sized(xr))
         P = max(1, min(triton.cdiv(M, bm), 4 * num_programs_hint(xr.device)))
         dx = empty(M, H, like=xr)
         dw = empty(P, H, like=xr, dtype=torch.float32) if weight is not None else None

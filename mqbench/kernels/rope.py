@@ -9,7 +9,7 @@ __all__ = ['rope_cache', 'rope_reference', 'rope_launch', 'RopeFunction', 'rope'
 import torch
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, next_pow2, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, next_pow2, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_rope.ipynb #c006
 def rope_cache(S: int, D: int, base: float = 10000.0, device=None, dtype=torch.float32):
@@ -74,7 +74,7 @@ def rope_launch(x, cos, sin, offset=0, backward=False, block_t=None):
     y = empty(B, H, T, D, like=x)
     half = D // 2
     bh = next_pow2(half)
-    bt = block_t or (max(1, min(64, 4096 // bh)) if x.is_cuda else 8)
+    bt = block_t or (max(1, min(64, 4096 // bh)) if gpu_sized(x) else 8)
     scb = cos.stride(0) if cos.ndim == 3 and cos.shape[0] > 1 else 0
     with device_of(x):
         _rope_kernel[(triton.cdiv(T, bt), B * H)](x, cos, sin, y, *x.stride()[:3], *y.stride()[:3], scb, cos.stride(-2),

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import MqbenchError
-from .dispatch import device_of, empty, tl, triton, use_triton
+from .dispatch import device_of, empty, gpu_sized, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_swiglu.ipynb #c006
 def swiglu_reference(gate, up):
@@ -54,7 +54,7 @@ class SwigluFunction(torch.autograd.Function):
         g, u = _rows(gate), _rows(up)
         M, N = g.shape
         out = empty(M, N, like=g)
-        bl = _block(N, g.is_cuda)
+        bl = _block(N, gpu_sized(g))
         with device_of(g):
             _swiglu_fwd[(M, triton.cdiv(N, bl))](g, u, out, g.stride(0), u.stride(0), N, BLOCK=bl)
         ctx.save_for_backward(gate, up)
@@ -66,7 +66,7 @@ class SwigluFunction(torch.autograd.Function):
         g, u, d = _rows(gate), _rows(up), _rows(dout)
         M, N = g.shape
         dg, du = empty(M, N, like=g), empty(M, N, like=u)
-        bl = _block(N, g.is_cuda)
+        bl = _block(N, gpu_sized(g))
         with device_of(g):
             _swiglu_bwd[(M, triton.cdiv(N, bl))](g, u, d, dg, du, g.stride(0), u.stride(0), d.stride(0), N, BLOCK=bl)
         return dg.view(gate.shape), du.view(up.shape)
