@@ -252,7 +252,8 @@ def bench_rms_norm(b, dev, dt, presets, lengths, compile_ok, L):
             if comp: impls.append(("torch.compile", lambda: comp(x, w)))
             if L and dev.type == "cuda":
                 from liger_kernel.ops.rms_norm import LigerRMSNormFunction
-                impls.append(("liger", lambda: LigerRMSNormFunction.apply(x, w, 1e-6)))
+                # not in place: its backward would write dx over the dy that every timed call reuses
+                impls.append(("liger", lambda: LigerRMSNormFunction.apply(x, w, 1e-6, 0.0, "llama", False)))
             for impl, f in impls:
                 b.run("rms_norm", case, "fwd", impl, f, nbytes=nb)
                 b.run("rms_norm", case, "fwd+bwd", impl, fwd_bwd(f, (x, w), dy), nbytes=2.5 * nb)
@@ -275,7 +276,7 @@ def bench_lce(b, dev, dt, presets, vocabs, compile_ok, L, tokens):
             if comp: impls.append(("unfused torch.compile", lambda: comp(h, w, t)))
             if L and dev.type == "cuda":
                 from liger_kernel.ops.fused_linear_cross_entropy import LigerFusedLinearCrossEntropyFunction
-                impls.append(("liger fused", lambda: LigerFusedLinearCrossEntropyFunction.apply(h, w, t)))
+                impls.append(("liger fused", lambda: LigerFusedLinearCrossEntropyFunction.apply(h, w, t)[0]))   # (loss, z_loss, accuracy, tokens)
             for impl, f in impls:
                 b.run("lce", case, "fwd", impl, f, flops=fl)
                 b.run("lce", case, "fwd+bwd", impl, fwd_bwd(f, (h, w)), flops=3 * fl)
