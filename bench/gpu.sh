@@ -39,14 +39,15 @@ GPU=$(python3 -c "import torch; print(torch.cuda.get_device_name().replace(' ', 
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   if command -v nbdev_test >/dev/null; then
-    # the notebooks' tests run compiled here: DEV is cuda in each of them
-    timeout 180 nbdev_test --flags cuda --n_workers 1 --timing --path nbs --file_re '(08_kernels|09_model).*'
+    # the notebooks' tests run compiled here (DEV is cuda in each of them); Triton compiles on the CPU, one
+    # notebook per worker, and a fresh machine starts with an empty cache: some 120 kernels at ~1.5 s each
+    timeout 190 nbdev_test --flags cuda --n_workers 8 --timing --path nbs --file_re '(08_kernels|09_model).*'
     echo "notebook tests: exit $?"
   else
     echo "nbdev is not installed here: run 'bash bench/gpu.sh wheels' where PyPI answers, and bring .whl/"
   fi
 } 2>&1 | tee "$OUT/gpu-tests.log"
 
-timeout 260 python3 bench/kernels.py --presets small,base,base-d128 --lengths 2048,8192 --max-seconds 210 \
+timeout 240 python3 bench/kernels.py --presets small,base,base-d128 --lengths 2048,8192 --max-seconds 190 \
   --out "$OUT/kernels-$GPU.json"
-timeout 100 python3 bench/features.py --symbols 8 --hours 0.25 --repeats 3 --out "$OUT/features-$GPU.json"
+timeout 90 python3 bench/features.py --symbols 8 --hours 0.25 --repeats 3 --out "$OUT/features-$GPU.json"

@@ -20,7 +20,7 @@ measures nothing), so that the script is known to work.
 
 Results: printed as JSON, written to bench/results/kernels[-<GPU name>].json and a markdown table beside it.
 """
-import argparse, json, math, os, platform, statistics, sys, time, traceback
+import argparse, json, math, os, platform, signal, statistics, sys, time, traceback
 from pathlib import Path
 
 import torch
@@ -490,29 +490,39 @@ def main():
             "decoder": lambda: bench_decoder(b, dev, dt, presets, *((512, TOKENS) if cuda else (128, 512)))}
     for op in ops:
         if op not in runs: ap.error(f"unknown op {op!r}; known: {list(runs)}")
-        print(f"{op}:", flush=True)
-        try: runs[op]()
-        except Exception:
-            traceback.print_exc()
-            notes.append(f"{op}: failed, see the console")
-    if b.skipped: notes.append(f"{b.skipped} measurements skipped: past --max-seconds {a.max_seconds:g}")
-    res["results"] = b.rows
-    res["targets"] = check_targets(b.rows) if cuda else []
-    res["notes"] = notes
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                      "torch": torch.__version__, "triton": triton.__version__}
-    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    gpu = name.replace(" ", "-") if cuda else None
+    out = Path(a.out) if a.out else Path(__file__).parent / "results" / (f"kernels-{gpu}.json" if gpu else "kernels.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():
+        "Write what was measured so far (after every op, and when stopped)."
+        res["results"] = b.rows
+        res["targets"] = check_targets(b.rows) if cuda else []
+        res["notes"] = notes + ([f"{b.skipped} measurements skipped: past --max-seconds {a.max_seconds:g}"] if b.skipped else [])
+        res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                          "python": platform.python_version(), "torch": torch.__version__, "triton": triton.__version__}
+        res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        out.write_text(json.dumps(res, indent=2) + "\n")
+        out.with_suffix(".md").write_text(markdown(res))
+
+    # `timeout` (or a killed job) ends the run with SIGTERM: the measurements so far are written on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        for op in ops:
+            print(f"{op}:", flush=True)
+            try: runs[op]()
+            except Exception:
+                traceback.print_exc()
+                notes.append(f"{op}: failed, see the console")
+            save()
+    finally:
+        save()
     print(json.dumps(res, indent=2))
     if cuda:
         print("\ntargets:")
         for t in res["targets"]:
             print(f"  [{ {True: 'pass', False: 'FAIL', None: ' -- '}[t['pass']] }] {t['target']}: "
                   + ", ".join(f"{k} {v}" for k, v in t.items() if k not in ("target", "pass")))
-    gpu = name.replace(" ", "-") if cuda else None
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / (f"kernels-{gpu}.json" if gpu else "kernels.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(res))
     print(f"written: {out} and {out.with_suffix('.md')}")
 
 

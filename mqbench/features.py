@@ -510,23 +510,29 @@ def usable_groups(grid: Grid, cfg: FeatureConfig, strict: bool = False) -> list[
         elif strict: raise MqbenchError(f"feature group {gname!r} needs {sorted(need)}, which a {grid.kind} source lacks")
     return out
 
-def fused_book_features(a: dict, o, cfg: FeatureConfig, kernels: str = "auto") -> dict:
+def fused_book_features(a: dict, o, cfg: FeatureConfig, kernels: str = "auto",
+                        groups=("spread", "imbalance", "volume", "volatility")) -> dict:
     """The book features that `mqbench.kernels.microstructure_features` computes in one pass (imbalance at
     each depth, microprice, realized volatility and VWAP gap over each window), by name: on the torch
     backend with CUDA tensors ("auto"), or with `kernels="triton"` anywhere the kernel runs; {} otherwise,
-    and the groups compute their own."""
+    and the groups compute their own. Only what `groups` use is kept."""
     if kernels not in ("auto", "triton", "torch"):
         raise MqbenchError(f"kernels must be 'auto', 'triton' or 'torch', not {kernels!r}")
     if kernels == "triton" and o.name != "torch": raise MqbenchError("kernels='triton' needs backend='torch'")
     if kernels == "torch" or o.name != "torch" or "book" not in a["has"]: return {}
     if kernels == "auto" and o.device.type != "cuda": return {}
+    wanted = set()
+    if "spread" in groups: wanted.add("microprice")
+    if "imbalance" in groups: wanted |= {f"imb_{d}" for d in cfg.depths}
+    if "volume" in groups: wanted |= {f"vwap_gap_{w}" for w in cfg.volume_windows}
+    if "volatility" in groups: wanted |= {f"rv_{w}" for w in cfg.volatility_windows}
+    if not wanted: return {}
     from mqbench.kernels import microstructure_features
     book = [a[k] for k in ("bid_px", "bid_sz", "ask_px", "ask_sz", "volume", "notional")]
-    out = {}
-    for windows in dict.fromkeys((tuple(cfg.volume_windows), tuple(cfg.volatility_windows))):
-        values, names = microstructure_features(*book, depths=cfg.depths, windows=windows, backend="triton")
-        out.update({n: values[..., i] for i, n in enumerate(names)})
-    return out
+    # one pass over the book for every window of either group (the kernel takes at least one depth and window)
+    windows = tuple(sorted(set(cfg.volume_windows) | set(cfg.volatility_windows))) or (1,)
+    values, names = microstructure_features(*book, depths=tuple(cfg.depths) or (1,), windows=windows, backend="triton")
+    return {n: values[..., i] for i, n in enumerate(names) if n in wanted}
 
 def compute_features(grid: Grid, cfg: FeatureConfig = FeatureConfig(), *, backend: str = "numpy",
                      device=None, groups=None, as_numpy: bool = True, kernels: str = "auto"):
@@ -549,7 +555,7 @@ def compute_features(grid: Grid, cfg: FeatureConfig = FeatureConfig(), *, backen
     a["has"] = grid.has
     a["ret"] = _returns(o, a["mid"])
     a["peers"] = peers_of(grid, cfg.peers)
-    a["fused"] = fused_book_features(a, o, cfg, kernels)
+    a["fused"] = fused_book_features(a, o, cfg, kernels, names)
     cols, out_names, out_groups = [], [], []
     for gname in names:
         for name, _doc, x in GROUPS[gname][0](a, o, cfg):

@@ -136,9 +136,10 @@ def compile_for(arch: int = 90, sms: int = 132):
     from triton.backends.compiler import GPUTarget
     from triton.runtime.driver import driver
     from triton.runtime.jit import JITFunction
+    key = f"compile_for sm_{arch}"     # Triton caches per device: a key of its own, beside any real GPU's
     class Target:       # what a compile asks of the CUDA driver
         def get_current_target(self): return GPUTarget("cuda", arch, 32)
-        def get_current_device(self): return 0
+        def get_current_device(self): return key
         def get_current_stream(self, device=None): return 0
     built, touched, launch, old_driver, old_gpu = [], set(), JITFunction.run, driver._active, _GPU
     def compile_only(self, *args, grid, warmup, **kw):
@@ -151,7 +152,7 @@ def compile_for(arch: int = 90, sms: int = 132):
     finally:
         JITFunction.run, _GPU = launch, old_gpu
         driver.set_active(old_driver)
-        for f in touched: f.device_caches.clear()       # nothing built for the stand-in may serve a real launch
+        for f in touched: f.device_caches.pop(key, None)     # nothing built for the stand-in may serve a launch
 
 # %% ../../nbs/08_kernels_dispatch.ipynb #c016
 _POISON = False

@@ -126,11 +126,12 @@ def linear_cross_entropy(hidden, weight, targets, ignore_index: int = -100, redu
         raise MqbenchError(f"linear_cross_entropy: reduction must be 'mean', 'sum' or 'none', not {reduction!r}")
     dev = hidden.device.type
     if torch.is_autocast_enabled(dev):
-        # as under autocast the LM head's matmul would: logits in the autocast dtype. The casts are in the
-        # graph, so the gradients come back in hidden's and weight's own dtypes
+        # as under autocast the LM head's matmul would: float32 operands in the autocast dtype (float64 stays).
+        # The casts are in the graph, so the gradients come back in hidden's and weight's own dtypes
         dt = torch.get_autocast_dtype(dev)
+        low = lambda x: x.to(dt) if x.dtype == torch.float32 else x
         with torch.autocast(dev, enabled=False):
-            return linear_cross_entropy(hidden.to(dt), weight.to(dt), targets, ignore_index, reduction,
+            return linear_cross_entropy(low(hidden), low(weight), targets, ignore_index, reduction,
                                         chunk_size=chunk_size, backend=backend)
     h, t = _flat(hidden, weight, targets)
     if hidden.dtype != weight.dtype:
