@@ -1,7 +1,9 @@
 """The decoder on the Triton kernels (attention, RMSNorm, RoPE, SwiGLU, the fused LM head and loss) trains
 like the plain PyTorch one, in float32 and under bfloat16 autocast. The kernels run on the CPU under the
 interpreter, in a subprocess, since TRITON_INTERPRET must be set before triton is imported."""
-import json, os, subprocess, sys
+import json
+
+from mqbench.kernels.dispatch import run_python
 
 COMMON = r'''
 import json, torch
@@ -52,10 +54,7 @@ print(json.dumps({"loss": [truth[0], eager[0], ours[0]], "eager": rel(eager), "o
 
 
 def run_interpreted(script):
-    env = {**os.environ, "TRITON_INTERPRET": "1"}
-    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return json.loads(run_python(script, interpret=True, timeout=600).strip().splitlines()[-1])
 
 
 def test_triton_kernels_follow_pytorch_for_30_steps():

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['INTERPRETING', 'BACKENDS', 'use_triton', 'device_of', 'next_pow2', 'num_programs_hint', 'gpu_sized', 'compile_for',
-           'poisoned', 'empty', 'bf16_factor', 'assert_close_to']
+           'run_python', 'poisoned', 'empty', 'bf16_factor', 'assert_close_to']
 
 # %% ../../nbs/08_kernels_dispatch.ipynb #c006
-import contextlib, math, os
+import contextlib, math, os, subprocess, sys
 
 import torch
 
@@ -41,7 +41,6 @@ def _interpret_triton_library():
     interpreter. Triton decorated them when it was imported; if that was before TRITON_INTERPRET=1 was set (an
     optimizer step or `torch.compile` imports triton), they are compiled-only, and an interpreted kernel that
     calls them fails. Called only where no CUDA device is, where nothing compiled can run anyway."""
-    import sys
     from triton.runtime.interpreter import InterpretedFunction
     from triton.runtime.jit import JITFunction
     done = {}
@@ -153,6 +152,16 @@ def compile_for(arch: int = 90, sms: int = 132):
         JITFunction.run, _GPU = launch, old_gpu
         driver.set_active(old_driver)
         for f in touched: f.device_caches.pop(key, None)     # nothing built for the stand-in may serve a launch
+
+def run_python(script: str, *, interpret: bool, timeout: float = 900) -> str:
+    """Run `script` in a fresh Python process with Triton's interpreter on or off (Triton chooses when a kernel
+    is decorated, so a process that has imported it cannot switch): its standard output, or an
+    AssertionError that ends with its standard error."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if interpret: env["TRITON_INTERPRET"] = "1"
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-4000:]}"
+    return p.stdout
 
 # %% ../../nbs/08_kernels_dispatch.ipynb #c016
 _POISON = False
