@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_ARGS ?=
 
-.PHONY: demo test install dev check-export nbtest pytest clean
+.PHONY: demo test install dev check-export lint nbtest pytest clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -37,13 +37,16 @@ check-export: dev
 	  echo "nbdev_export or nbdev_clean changed the files above: export and clean the notebooks, then commit"; rm -rf $$tmp; exit 1; fi; \
 	rm -rf $$tmp
 
+lint: dev
+	$(VENV)/bin/ruff check
+
 nbtest: dev
 	$(VENV)/bin/nbdev_test --n_workers 2 --timing
 
 pytest: dev
 	$(PY) -m pytest -q tests
 
-test: check-export nbtest pytest
+test: check-export lint nbtest pytest
 
 clean:
 	rm -rf $(VENV) build *.egg-info

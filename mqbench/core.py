@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #c003
 from __future__ import annotations
-import contextlib, dataclasses, datetime as dt, hashlib, json, os, random, shutil, tempfile
+import ast, contextlib, dataclasses, datetime as dt, hashlib, json, numbers, os, random, re, shutil, tempfile
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'torch_device', 'atomic_path',
-           'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'from_fields', 'read_manifest']
+__all__ = ['SPLITS', 'MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'torch_device',
+           'atomic_path', 'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'from_fields',
+           'read_manifest', 'evenly_spaced', 'literal', 'cast_value']
 
 # %% ../nbs/00_core.ipynb #c005
 class MqbenchError(Exception):
@@ -135,3 +136,47 @@ def read_manifest(out_dir, stage: str | None = None) -> dict:
     if stage is not None and m.get("stage") != stage:
         raise MqbenchError(f"{p}: written by stage {m.get('stage')!r}, expected {stage!r}")
     return m
+
+# %% ../nbs/00_core.ipynb #n039896
+SPLITS = ("train", "eval", "test")   # chronological order: train before eval before test
+
+def evenly_spaced(n: int, k: int | None) -> np.ndarray:
+    "`k` indices spread evenly over range(n), the first and the last included (all of them when k is None or at least n)."
+    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))
+
+# %% ../nbs/00_core.ipynb #n6bb4b8
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+def literal(src: str):
+    "`(True, value)` for text written as a Python literal, else `(False, src)` (an expression, or plain text)."
+    try: return True, ast.literal_eval(src)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): return False, src
+
+# %% ../nbs/00_core.ipynb #nb8ee2b
+def cast_value(value, typ: str | None):
+    "`value` (text, or a Python value) as the type whose source text is `typ`; `ValueError` when it does not fit."
+    t = (typ or "").replace(" ", "")
+    opt = re.fullmatch(r"(?:typing\.)?Optional\[(.+)\]", t)
+    parts = (opt.group(1) if opt else t).split("|")
+    if opt or "None" in parts:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")): return None
+        t = "|".join(p for p in parts if p != "None")
+    if t == "int":
+        if isinstance(value, str): return int(value.strip())
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool): return int(value)
+    elif t == "float":
+        if isinstance(value, str): return float(value.strip())
+        if isinstance(value, numbers.Real) and not isinstance(value, bool): return float(value)
+    elif t == "bool":
+        s = str(value).strip().lower()
+        if isinstance(value, bool) or s in _TRUE | _FALSE: return s in _TRUE
+    elif t == "str":
+        if isinstance(value, str): return value
+    else:
+        if not isinstance(value, str): return value
+        is_literal, v = literal(value)
+        kinds = {"list": list, "tuple": (list, tuple), "dict": dict, "set": (list, set)}
+        base = t.split("[")[0].lower()
+        if base in kinds and not (is_literal and isinstance(v, kinds[base])): raise ValueError(value)
+        return v
+    raise ValueError(value)

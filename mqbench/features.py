@@ -15,17 +15,17 @@ import pyarrow.parquet as pq
 
 from . import itch
 from .book import BookEngine, BookConfig
-from .core import MqbenchError, atomic_dir, atomic_path, write_manifest
+from .core import SPLITS, MqbenchError, atomic_dir, atomic_path, write_manifest
 
 PRICE_SCALE = 1e-4   # ITCH and LOBSTER prices are integers in units of 1e-4 dollars
 
 # %% auto #0
-__all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'SPLITS', 'Grid', 'grid_from_book', 'grid_from_trades',
-           'grid_from_candles', 'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div',
-           'g_basic', 'microprice', 'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow',
-           'peers_of', 'g_cross', 'usable_groups', 'fused_book_features', 'compute_features', 'feature_table',
-           'make_labels', 'usable_ticks', 'window_ends', 'split_ends', 'DatasetConfig', 'build_dataset', 'WindowSplit',
-           'load_dataset', 'event_stream', 'trade_stream', 'split_stream']
+__all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'Grid', 'grid_from_book', 'grid_from_trades', 'grid_from_candles',
+           'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div', 'g_basic', 'microprice',
+           'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow', 'peers_of', 'g_cross',
+           'usable_groups', 'fused_book_features', 'compute_features', 'feature_table', 'make_labels', 'usable_ticks',
+           'window_ends', 'split_ends', 'DatasetConfig', 'build_dataset', 'WindowSplit', 'load_dataset', 'event_stream',
+           'trade_stream', 'split_stream']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -602,8 +602,6 @@ def make_labels(mid: np.ndarray, horizon: int, threshold_bps: float = 5.0, sprea
     return labels, move, theta, valid
 
 # %% ../nbs/05_features.ipynb #c037
-SPLITS = ("train", "eval", "test")
-
 def usable_ticks(grid: Grid, X: np.ndarray, warmup: int) -> np.ndarray:
     "(N, T) bool: price known now and over the last `warmup` ticks, every feature finite."
     ok = np.isfinite(grid.mid)

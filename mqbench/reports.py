@@ -8,7 +8,7 @@ import ast, contextlib, datetime as dt, html, json, logging, numbers, os, re, se
 from pathlib import Path
 from urllib.parse import quote
 
-from .core import MqbenchError, atomic_dir, atomic_path, project_root
+from .core import MqbenchError, atomic_dir, atomic_path, cast_value, literal, project_root
 
 # %% auto #0
 __all__ = ['templates_dir', 'templates', 'template_path', 'template_parameters', 'cast_parameters', 'Headline', 'headline',
@@ -41,11 +41,6 @@ def template_path(name_or_path) -> Path:
     return found[s]
 
 # %% ../nbs/14_reports.ipynb #c008
-def _literal(src: str):
-    "`(True, value)` for a default written as a Python literal, else `(False, src)` (an expression)."
-    try: return True, ast.literal_eval(src)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): return False, src
-
 def template_parameters(name_or_path) -> dict[str, dict]:
     "The parameters a template declares, in order: `{name: {'type': 'int', 'default': 200, 'help': 'optimizer steps'}}`."
     import nbformat, papermill
@@ -56,44 +51,14 @@ def template_parameters(name_or_path) -> dict[str, dict]:
         raise MqbenchError(f"{path}: a report template needs exactly one cell tagged 'parameters', found {tagged}")
     out = {}
     for name, p in papermill.inspect_notebook(str(path)).items():
-        literal, default = _literal(p["default"])
+        is_literal, default = literal(p["default"])
         typ = p["inferred_type_name"]
         if typ in (None, "None"):
-            typ = type(default).__name__ if literal and isinstance(default, (bool, int, float, str)) else None
+            typ = type(default).__name__ if is_literal and isinstance(default, (bool, int, float, str)) else None
         out[name] = {"type": typ, "default": default, "help": p["help"]}
     return out
 
 # %% ../nbs/14_reports.ipynb #c011
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-def _cast(value, typ: str | None):
-    "`value` as the type whose source text is `typ`; `ValueError` when it does not fit."
-    t = (typ or "").replace(" ", "")
-    opt = re.fullmatch(r"(?:typing\.)?Optional\[(.+)\]", t)
-    parts = (opt.group(1) if opt else t).split("|")
-    if opt or "None" in parts:
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")): return None
-        t = "|".join(p for p in parts if p != "None")
-    if t == "int":
-        if isinstance(value, str): return int(value.strip())
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool): return int(value)
-    elif t == "float":
-        if isinstance(value, str): return float(value.strip())
-        if isinstance(value, numbers.Real) and not isinstance(value, bool): return float(value)
-    elif t == "bool":
-        s = str(value).strip().lower()
-        if isinstance(value, bool) or s in _TRUE | _FALSE: return s in _TRUE
-    elif t == "str":
-        if isinstance(value, str): return value
-    else:
-        if not isinstance(value, str): return value
-        literal, v = _literal(value)
-        kinds = {"list": list, "tuple": (list, tuple), "dict": dict, "set": (list, set)}
-        base = t.split("[")[0].lower()
-        if base in kinds and not (literal and isinstance(v, kinds[base])): raise ValueError(value)
-        return v
-    raise ValueError(value)
-
 def cast_parameters(declared: dict, values: dict | None, *, name: str = "template") -> dict:
     "`values` (strings from the CLI, or Python values) cast to the types `declared` by `template_parameters`."
     values = dict(values or {})
@@ -102,7 +67,7 @@ def cast_parameters(declared: dict, values: dict | None, *, name: str = "templat
         raise MqbenchError(f"report {name}: unknown parameter(s) {', '.join(unknown)}; known: {known}")
     out = {}
     for k, v in values.items():
-        try: out[k] = _cast(v, declared[k]["type"])
+        try: out[k] = cast_value(v, declared[k]["type"])
         except (ValueError, TypeError, OverflowError):
             raise MqbenchError(f"report {name}: parameter {k}={v!r} is not a valid {declared[k]['type']}") from None
     return out
