@@ -15,7 +15,8 @@ import torch
 from mqbench import evaluate as ev, stylized as st
 from mqbench.core import data_dir
 from mqbench.tokenize import load_tokenizer, load_tokens
-from mqbench.train import evenly_spaced, load_run_model
+from mqbench.core import evenly_spaced
+from mqbench.runs import load_run_model
 
 
 def timed(f, repeats):

@@ -15,7 +15,8 @@ import torch
 from .core import MqbenchError, read_manifest
 from .tokenize import EOS, PAD, load_tokenizer, load_tokens
 from .model import generate as model_generate
-from .train import decode_tokens, evenly_spaced, load_run_model
+from .core import evenly_spaced
+from .runs import decode_tokens, load_run_model
 
 # %% auto #0
 __all__ = ['CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines', 'model_log_probs',
