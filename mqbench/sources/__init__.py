@@ -12,13 +12,16 @@ __all__ = ['SourceError', 'expand_paths', 'InputFile', 'input_file', 'read_csv_c
            'read_lobster', 'write_lobster']
 
 # %% ../../nbs/04_sources.ipynb #c004
-from .files import (SourceError, expand_paths, InputFile, input_file, read_csv_columns, iso, epoch_ns,
-                                   period_in_name, check_period, TRADE_COLUMNS, trades_frame)
-from .binance import (BINANCE_TRADES, BINANCE_AGG_TRADES, CCXT_TRADES, BINANCE_KLINES, trade_layout,
-                                     read_binance_trades, read_binance_klines)
+from .files import (
+    SourceError, expand_paths, InputFile, input_file, read_csv_columns, iso, epoch_ns,
+    period_in_name, check_period, TRADE_COLUMNS, trades_frame)
+from .binance import (
+    BINANCE_TRADES, BINANCE_AGG_TRADES, CCXT_TRADES, BINANCE_KLINES, trade_layout,
+    read_binance_trades, read_binance_klines)
 from .candles import CANDLE_COLUMNS, check_bars, read_candles
-from .sql import (MESSAGE_TYPES, MESSAGE_HEADER, MESSAGE_FIELDS, MESSAGE_COLUMNS, sql_identifier, sql_table_name,
-                                 mask_url, database, message_table, write_sql_messages, read_sql_messages, read_sql_trades)
+from .sql import (
+    MESSAGE_TYPES, MESSAGE_HEADER, MESSAGE_FIELDS, MESSAGE_COLUMNS, sql_identifier, sql_table_name,
+    mask_url, database, message_table, write_sql_messages, read_sql_messages, read_sql_trades)
 from .lobster import LOBSTER_EMPTY, LOBSTER_MESSAGE, LobsterResult, lobster_ns, read_lobster, write_lobster
 
 _all_ = ["SourceError", "expand_paths", "InputFile", "input_file", "read_csv_columns", "iso", "epoch_ns", "period_in_name",

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..core import MqbenchError
-from .files import (InputFile, SourceError, _first_bad, _first_fields, _symbol_from_name, check_period, epoch_ns,
-                                   expand_paths, input_file, read_csv_columns, trades_frame)
+from .files import (
+    InputFile, SourceError, _first_bad, _first_fields, _symbol_from_name, check_period, epoch_ns,
+    expand_paths, input_file, read_csv_columns, trades_frame)
 from .candles import check_bars
 
 # %% auto #0
