@@ -47,14 +47,17 @@ def bench_size(size, dev, rounds, steps, muon_steps, batch, positions, vocab):
     g = torch.Generator().manual_seed(1)
     tok = torch.randint(0, vocab, (batch, positions + 1), generator=g).to(dev)
     x, y = tok[:, :-1], tok[:, 1:]
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" else (lambda: torch.autocast("cpu", enabled=False))
+    if dev.type == "cuda": autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    else: autocast = lambda: torch.autocast("cpu", enabled=False)
     with torch.no_grad(), autocast():
         l_ours = F.cross_entropy(ours(x)[0].float().flatten(0, 1), y.flatten()).item()
         l_hf = F.cross_entropy(hf(input_ids=x, use_cache=False).logits.float().flatten(0, 1), y.flatten()).item()
     adamw = OptimConfig(use_muon=False, warmup_steps=1, total_steps=10**6)
     runs = {"ours_adamw": (step_fn(ours, Optimizer(ours, adamw), x, y, False, autocast), steps),
             "hf_llama_adamw": (step_fn(hf, Optimizer(hf, adamw), x, y, True, autocast), steps)}
-    if muon_steps: runs["ours_muon"] = (step_fn(muon, Optimizer(muon, OptimConfig(warmup_steps=1, total_steps=10**6)), x, y, False, autocast), muon_steps)
+    if muon_steps:
+        muon_opt = Optimizer(muon, OptimConfig(warmup_steps=1, total_steps=10**6))
+        runs["ours_muon"] = (step_fn(muon, muon_opt, x, y, False, autocast), muon_steps)
     for f, _ in runs.values(): f(); sync(dev)                          # first steps: allocator, optimizer state, kernels
     secs = {k: [] for k in runs}
     for _ in range(rounds):
@@ -70,7 +73,8 @@ def bench_size(size, dev, rounds, steps, muon_steps, batch, positions, vocab):
            "hf_attn_implementation": getattr(hf.config, "_attn_implementation", None)}
     for k, s in secs.items():
         med = statistics.median(s)
-        res[k] = {"tokens_per_s": round(tokens / med), "step_ms_median": round(med * 1e3, 1), "step_ms_rounds": [round(v * 1e3, 1) for v in s]}
+        res[k] = {"tokens_per_s": round(tokens / med), "step_ms_median": round(med * 1e3, 1),
+                  "step_ms_rounds": [round(v * 1e3, 1) for v in s]}
     res["ours_vs_hf"] = round(res["ours_adamw"]["tokens_per_s"] / res["hf_llama_adamw"]["tokens_per_s"], 3)
     # the ratio within each round too: both models ran back to back there, under the same load
     res["ours_vs_hf_per_round"] = [round(h / o, 3) for o, h in zip(secs["ours_adamw"], secs["hf_llama_adamw"])]

@@ -20,7 +20,7 @@ def mq(*args, ok=True):
 @pytest.fixture(scope="module")
 def day(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth") / "day.itch.gz"
-    mq("synth", "--out", path, "--symbols", 3, "--hours", 0.05, "--seed", 3)
+    mq("synth", "--out", path, "--n-symbols", 3, "--hours", 0.05, "--seed", 3)
     return path
 
 
@@ -65,13 +65,25 @@ def test_errors_are_one_line_and_leave_nothing(day, tmp_path):
 
 
 def test_help():
-    for args in (["--help"], ["itch", "bbo", "--help"], ["synth", "--help"], ["demo", "--help"]):
+    for args in (["--help"], ["itch", "bbo", "--help"], ["synth", "--help"], ["demo", "--help"], ["train", "--help"]):
         assert "usage: mqbench" in mq(*args).stdout
+    assert mq("--version").stdout.startswith("mqbench ")
+
+
+def test_old_spellings_still_work_and_say_what_to_use(day, tmp_path):
+    "One release of grace: --output, --symbol, --symbols N (a count) and --warmup work and name their replacement."
+    p = mq("synth", "--out", tmp_path / "d.itch", "--symbols", 2, "--hours", 0.01)
+    assert "--symbols is deprecated and will be removed; use --n-symbols" in p.stderr and len(json.loads(p.stdout)["symbols"]) == 2
+    sym = json.loads(mq("itch", "stats", day).stdout)["symbols"][0]
+    p = mq("itch", "bbo", day, "--out", tmp_path / "b.parquet", "--symbol", sym)
+    assert "use --symbols" in p.stderr and set(pq.read_table(tmp_path / "b.parquet").to_pandas()["symbol"]) == {sym}
+    p = mq("prepare", "itch", "--input", day, "--output", tmp_path / "ds", "--sequence-length", 20, "--limit", 100_000)
+    assert "--output is deprecated" in p.stderr and (tmp_path / "ds" / "manifest.json").exists()
 
 
 def test_prepare_tokenize_train_generate(day, tmp_path):
     "The path from a day to generated events, through the command line only."
-    mq("prepare", "itch", "--input", day, "--output", tmp_path / "ds", "--sequence-length", 20)
+    mq("prepare", "itch", "--input", day, "--out", tmp_path / "ds", "--sequence-length", 20)
     mq("tokenize", "events", "--input", tmp_path / "ds", "--out", tmp_path / "tok", "--block-size", 64)
     assert json.loads((tmp_path / "tok" / "manifest.json").read_text())["stage"] == "tokens"
     out = mq("train", "--data", tmp_path / "tok", "--steps", 12, "--eval-every", 6, "--no-muon", "--out", tmp_path / "run",
@@ -88,7 +100,7 @@ def test_demo_makes_every_report(tmp_path):
     "The main job on a small day: every report ran, its page holds its figures with plotly.js inline, the index lists them."
     import os, re
     env = {**os.environ, "MQBENCH_HOME": str(tmp_path)}          # data/ (the example inputs too) and reports/ of its own
-    args = ["demo", "--symbols", 3, "--hours", 0.1, "--steps", 30, "--preset", "micro", "--ablation-budgets", "5,15",
+    args = ["demo", "--n-symbols", 3, "--hours", 0.1, "--steps", 30, "--preset", "micro", "--ablation-budgets", "5,15",
             "--out", tmp_path / "data" / "demo", "--reports-root", tmp_path / "reports"]
     p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]

@@ -49,13 +49,13 @@ def day(tmp_path_factory):
 
 def test_itch_and_synth(day, tmp_path):
     out = tmp_path / "itch"
-    p = mq("prepare", "itch", "--input", day, "--output", out, "--sequence-length", 50, "--horizon-ms", 500,
+    p = mq("prepare", "itch", "--input", day, "--out", out, "--sequence-length", 50, "--horizon-ms", 500,
            "--threshold-bps", 5.0, "--symbols", "LQDA", "MIDC", "--limit", 400_000)
     assert "NEUTRAL" in p.stdout and str(out) in p.stdout
     st = check_dataset(out, "itch", 200)
     assert st["grid"]["symbols"] == ["LQDA", "MIDC"] and st["source"]["limit"] == 400_000
     home = tmp_path / "home"
-    r = subprocess.run([str(MQBENCH), "prepare", "synth", "--output", str(tmp_path / "synth"), "--symbols", "2",
+    r = subprocess.run([str(MQBENCH), "prepare", "synth", "--out", str(tmp_path / "synth"), "--n-symbols", "2",
                         "--hours", "0.05", "--seed", "4"], capture_output=True, text=True,
                        env={**os.environ, "MQBENCH_HOME": str(home)})
     assert r.returncode == 0, r.stderr
@@ -65,7 +65,7 @@ def test_itch_and_synth(day, tmp_path):
 
 def test_binance_real_sample(tmp_path):
     out = tmp_path / "eth"
-    mq("prepare", "binance", "--input", REAL / "ETHUSDT-trades-2023-02-02-sample.csv", "--output", out,
+    mq("prepare", "binance", "--input", REAL / "ETHUSDT-trades-2023-02-02-sample.csv", "--out", out,
        "--every-ms", 1000, "--sequence-length", 10, "--horizon-ms", 5000, "--warmup", 10)
     st = check_dataset(out, "binance")
     assert st["grid"]["kind"] == "trades" and st["counts"]["train_trades"] > 500
@@ -75,7 +75,7 @@ def test_binance_real_sample(tmp_path):
                                        ("BTCUSD_monthly.csv", ["--sequence-length", 6, "--warmup", 12])])
 def test_ohlc_real_files(tmp_path, name, args):
     out = tmp_path / "bars"
-    mq("prepare", "ohlc", "--input", REAL / name, "--output", out, *args)
+    mq("prepare", "ohlc", "--input", REAL / name, "--out", out, *args)
     st = check_dataset(out, "ohlc")
     assert st["grid"]["kind"] == "candles" and st["label"]["horizon_ticks"] == 1
 
@@ -83,13 +83,13 @@ def test_ohlc_real_files(tmp_path, name, args):
 def test_sql_sqlite_messages_and_trades(day, tmp_path):
     url = f"sqlite:///{tmp_path / 'day.db'}"
     sources.write_sql_messages(day, url, "itch_messages")
-    mq("prepare", "sql", "--url", url, "--table", "itch_messages", "--output", tmp_path / "sql")
+    mq("prepare", "sql", "--url", url, "--table", "itch_messages", "--out", tmp_path / "sql")
     check_dataset(tmp_path / "sql", "itch", 200)
     trades = sources.read_binance_trades(REAL / "ETHUSDT-trades-2023-02-02-sample.csv")
     import sqlalchemy as sa
     eng = sa.create_engine(url)
     trades.to_sql("trades", eng, index=False); eng.dispose()
-    mq("prepare", "sql", "--url", url, "--table", "trades", "--kind", "trades", "--output", tmp_path / "sqlt",
+    mq("prepare", "sql", "--url", url, "--table", "trades", "--kind", "trades", "--out", tmp_path / "sqlt",
        "--every-ms", 1000, "--sequence-length", 10, "--horizon-ms", 5000, "--warmup", 10)
     check_dataset(tmp_path / "sqlt", "sql")
 
@@ -97,7 +97,7 @@ def test_sql_sqlite_messages_and_trades(day, tmp_path):
 def test_lobster(day, tmp_path):
     rep = replay(day, symbols=["MIDC"], levels=10, depth=True, events=True)
     paths = sources.write_lobster(rep, tmp_path / "lob", symbol="MIDC", date="2026-11-20", levels=10)
-    mq("prepare", "lobster", "--input", paths["message"], "--output", tmp_path / "ds")
+    mq("prepare", "lobster", "--input", paths["message"], "--out", tmp_path / "ds")
     st = check_dataset(tmp_path / "ds", "lobster", 60)   # one symbol: no cross-symbol group
     assert st["counts"]["train_events"] > 1000
 
@@ -120,12 +120,12 @@ def test_bad_input_is_one_line_and_leaves_nothing(day, tmp_path):
     cases.append((["sql", "--url", "mysql+pymysql://u:secret@127.0.0.1:1/db", "--table", "t"], "127.0.0.1"))
     cases.append((["binance", "--input", tmp_path / "none-*.csv"], "matches no file"))
     for args, words in cases:
-        p = mq("prepare", *args, "--output", out, ok=False)
+        p = mq("prepare", *args, "--out", out, ok=False)
         assert p.returncode == 1 and words in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
         assert "secret" not in p.stderr
         assert not out.exists() and not list(tmp_path.glob(".out.*")), "nothing half-written is left"
-    mq("prepare", "itch", "--input", day, "--output", out)
-    p = mq("prepare", "itch", "--input", day, "--output", out, ok=False)
+    mq("prepare", "itch", "--input", day, "--out", out)
+    p = mq("prepare", "itch", "--input", day, "--out", out, ok=False)
     assert "already exists" in p.stderr
-    mq("prepare", "itch", "--input", day, "--output", out, "--overwrite", "--sequence-length", 20)
+    mq("prepare", "itch", "--input", day, "--out", out, "--overwrite", "--sequence-length", 20)
     assert json.loads((out / "manifest.json").read_text())["params"]["dataset"]["sequence_length"] == 20

@@ -52,7 +52,7 @@ def final_checkpoint(run: Path) -> Path:
 def test_killed_process_resumes_bitwise(tokens, tmp_path):
     # Muon on, as a real run has it: its momentum buffers are part of what must come back
     args = ["--steps", "60", "--batch-size", "8", "--checkpoint-every", "5", "--eval-every", "10", "--log-every", "1",
-            "--warmup", "5", "--device", "cpu"]
+            "--warmup-steps", "5", "--device", "cpu"]
     ref = subprocess.run(train_cmd(tokens, tmp_path / "ref", *args), env=env(), capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr
 
@@ -71,7 +71,8 @@ def test_killed_process_resumes_bitwise(tokens, tmp_path):
 
     res = subprocess.run(train_cmd(tokens, run, *args, "--resume"), env=env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
-    a, b = load_file(str(final_checkpoint(tmp_path / "ref") / "model.safetensors")), load_file(str(final_checkpoint(run) / "model.safetensors"))
+    a = load_file(str(final_checkpoint(tmp_path / "ref") / "model.safetensors"))
+    b = load_file(str(final_checkpoint(run) / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run's"
     oa = torch.load(final_checkpoint(tmp_path / "ref") / "optimizer.pt", weights_only=True)
     ob = torch.load(final_checkpoint(run) / "optimizer.pt", weights_only=True)
@@ -87,7 +88,7 @@ def test_killed_process_resumes_bitwise(tokens, tmp_path):
 
 
 def test_torchrun_two_ranks_match_one_process(tokens, tmp_path):
-    args = ["--steps", "4", "--batch-size", "8", "--eval-every", "2", "--log-every", "1", "--no-muon", "--warmup", "2",
+    args = ["--steps", "4", "--batch-size", "8", "--eval-every", "2", "--log-every", "1", "--no-muon", "--warmup-steps", "2",
             "--device", "cpu"]
     one = subprocess.run(train_cmd(tokens, tmp_path / "one", *args, "--grad-accum", "2"), env=env(), capture_output=True,
                          text=True, timeout=600)
@@ -110,7 +111,8 @@ def test_torchrun_two_ranks_match_one_process(tokens, tmp_path):
 
 def test_rl_resume_and_generation(tokens, tmp_path):
     from mqbench.optim import OptimConfig
-    from mqbench.train import TrainConfig, checkpoint_path, generate_from_run, train
+    from mqbench.runs import checkpoint_path, generate_from_run
+    from mqbench.train import TrainConfig, train
     torch.set_num_threads(1)
     cfg = TrainConfig(data=str(tokens), stage="rl", model={"n_embd": 64, "n_layer": 1, "n_head": 2, "n_kv_head": 1},
                       optim=OptimConfig(use_muon=False, warmup_steps=2), steps=6, batch_size=4, rl_samples=3, eval_every=3,
