@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_reports.ipynb #c003
 from __future__ import annotations
-import ast, contextlib, datetime as dt, html, json, logging, numbers, os, re, secrets, sys, time
+import contextlib, datetime as dt, html, json, logging, numbers, os, re, secrets, sys, time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -198,7 +198,8 @@ a{color:#0969da}
 .mq-meta{color:#59636e;font-size:.9em;margin:.2em 0 .6em}
 .mq-status{display:inline-block;padding:0 .6em;border-radius:1em;font-size:.85em;font-weight:600;color:#fff;background:#1a7f37}
 .mq-status.failed,.mq-status.interrupted{background:#cf222e}
-.mq-error{background:#ffebe9;border:1px solid #ff818266;padding:.5em .8em;border-radius:6px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wrap}
+.mq-error{background:#ffebe9;border:1px solid #ff818266;padding:.5em .8em;border-radius:6px;
+font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wrap}
 table{border-collapse:collapse;font-size:.9em;margin:.4em 0 1em}
 th,td{padding:.25em .7em;border-bottom:1px solid #d1d9e0;text-align:right;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
@@ -369,7 +370,8 @@ def rebuild_index(reports_root=None) -> Path:
         status = str(r.get("status"))
         rows.append(f'<tr><td class="l">{esc(str(r.get("name")))}</td>'
                     f'<td class="l"><a href="{quote(r["href"])}/report.html">{esc(str(r.get("run_id")))}</a></td>'
-                    f'<td class="l"><span class="mq-status {esc(status)}" title="{esc(str(r.get("error") or ""))}">{esc(status)}</span></td>'
+                    f'<td class="l"><span class="mq-status {esc(status)}" title="{esc(str(r.get("error") or ""))}">'
+                    f'{esc(status)}</span></td>'
                     f'<td class="l">{esc(str(r.get("started_utc")))}</td><td>{r.get("seconds") or 0:.1f}</td>'
                     f'<td class="l" title="{esc(json.dumps(r.get("parameters"), default=str))}">{kv(r.get("overrides")) or "defaults"}</td>'
                     f'<td class="l">{kv(r.get("headline"))}</td></tr>')
@@ -378,5 +380,6 @@ def rebuild_index(reports_root=None) -> Path:
     body = (f"<p class=\"mq-meta\">{len(rows)} run(s); rebuilt {_utc()} UTC</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     out = root / "index.html"
-    with atomic_path(out) as t: t.write_text(_page("mqbench reports", '<header class="mq"><h1>mqbench reports</h1></header>', body), encoding="utf-8")
+    page = _page("mqbench reports", '<header class="mq"><h1>mqbench reports</h1></header>', body)
+    with atomic_path(out) as t: t.write_text(page, encoding="utf-8")
     return out

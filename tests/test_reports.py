@@ -1,5 +1,5 @@
 "`mqbench report` end to end, as a user runs it: tiny templates, their folders and pages, and the page drawn by a browser offline."
-import json, re, shutil, struct, subprocess, sys, tempfile, zlib
+import json, re, struct, subprocess, sys, tempfile, zlib
 from pathlib import Path
 from types import SimpleNamespace
 
