@@ -119,11 +119,12 @@ def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int
 
 # %% ../nbs/15_demo.ipynb #d103
 def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
-             ablation_budgets: str = "40,120", reports_root=None, echo=print) -> dict:
+             ablation_budgets: str = "40,120", reports_root=None, echo=print, verbose: bool = False) -> dict:
     """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
     them (the `train` report), then the backtest, stylized-facts, ablation and classification reports, and
     `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
-    on one symbol and on all, for `ablation_budgets` steps. Returns {report: its run record} and timings."""
+    on one symbol and on all, for `ablation_budgets` steps. Each report shows a bar of its cells and then its headline
+    (`verbose`: papermill's log of every cell instead; nothing with `echo=None`). Returns {report: its run record} and timings."""
     from mqbench.prepare import prepare_itch
     from mqbench.reports import run_report
     from mqbench.tokenize import write_token_dataset
@@ -151,7 +152,7 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
     done = {}
     for name, params in plan:
         if echo: echo(f"== report {name} {params}")
-        done[name] = run_report(name, params, reports_root=reports_root)
+        done[name] = run_report(name, params, reports_root=reports_root, log_output=echo is not None, verbose=verbose)
         stage(f"report {name}")
     if echo:
         echo(f"{'report':16} {'seconds':>8}  headline")
