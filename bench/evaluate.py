@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from mqbench import evaluate as ev, stylized as st
-from mqbench.core import data_dir
+from mqbench.core import data_dir, evenly_spaced
 from mqbench.tokenize import load_tokenizer, load_tokens
-from mqbench.core import evenly_spaced
 from mqbench.runs import load_run_model
 
 
@@ -36,7 +35,8 @@ def demo_run(root: Path, steps: int) -> Path:
     run = root / "runs" / "pretrain"
     if (run / "manifest.json").exists() and json.loads((run / "manifest.json").read_text()).get("status") == "done": return run
     if not (root / "dataset" / "manifest.json").exists(): prepare_synth(root / "dataset", overwrite=True)
-    if not (root / "tokens" / "manifest.json").exists(): write_token_dataset(root / "dataset", root / "tokens", block_size=256, overwrite=True)
+    if not (root / "tokens" / "manifest.json").exists():
+        write_token_dataset(root / "dataset", root / "tokens", block_size=256, overwrite=True)
     train(TrainConfig(data=str(root / "tokens"), out=str(run), overwrite=True, preset="tiny", steps=steps, batch_size=16,
                       optim=OptimConfig(use_muon=False, lr=3e-3, warmup_steps=20), eval_every=50, mlflow=False))
     return run
@@ -100,7 +100,8 @@ def main():
     print(f"compare: 4 quantities x (KS, W1, L1) with 200 resamples at n={a.n:,}: {t_cmp:.2f} s; "
           f"scipy.stats.bootstrap of KS alone: {t_sp:.2f} s ({res['compare_speedup_per_distance']}x per distance)")
 
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / f"evaluate{'-' + res['name'].replace(' ', '_') if dev.type == 'cuda' else ''}.json"
+    device_tag = "-" + res["name"].replace(" ", "_") if dev.type == "cuda" else ""
+    out = Path(a.out) if a.out else Path(__file__).parent / "results" / f"evaluate{device_tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"recorded in {out}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_reports.ipynb #c003
 from __future__ import annotations
-import ast, contextlib, datetime as dt, html, json, logging, numbers, os, re, secrets, sys, time
+import contextlib, datetime as dt, html, json, logging, numbers, os, re, secrets, sys, time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -198,7 +198,8 @@ a{color:#0969da}
 .mq-meta{color:#59636e;font-size:.9em;margin:.2em 0 .6em}
 .mq-status{display:inline-block;padding:0 .6em;border-radius:1em;font-size:.85em;font-weight:600;color:#fff;background:#1a7f37}
 .mq-status.failed,.mq-status.interrupted{background:#cf222e}
-.mq-error{background:#ffebe9;border:1px solid #ff818266;padding:.5em .8em;border-radius:6px;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wrap}
+.mq-error{background:#ffebe9;border:1px solid #ff818266;padding:.5em .8em;border-radius:6px;
+font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;white-space:pre-wrap}
 table{border-collapse:collapse;font-size:.9em;margin:.4em 0 1em}
 th,td{padding:.25em .7em;border-bottom:1px solid #d1d9e0;text-align:right;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
@@ -273,17 +274,31 @@ def _kernel_manager_class(env: dict, this_python: bool):
             return await super().start_kernel(**kw)
     return ReportKernelManager
 
+# %% ../nbs/14_reports.ipynb #nbb498d
 @contextlib.contextmanager
-def _echo(on: bool):
-    "Show papermill's progress (each cell as it starts, what it prints) on stderr, unless logging is set up already."
+def _papermill_log(verbose: bool):
+    """papermill's own log while a report runs. `verbose`: each cell as it starts and ends, and what it prints, on
+    stderr (or wherever logging is set up already); else its warnings only, however logging is set up."""
     log = logging.getLogger("papermill")
-    if not on or log.handlers or logging.getLogger().handlers:
-        yield; return
-    h = logging.StreamHandler(sys.stderr); h.setFormatter(logging.Formatter("%(message)s"))
-    level = log.level
-    log.addHandler(h); log.setLevel(logging.INFO)
+    level, handler = log.level, None
+    if not verbose: log.setLevel(logging.WARNING)
+    elif not (log.handlers or logging.getLogger().handlers):
+        handler = logging.StreamHandler(sys.stderr); handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler); log.setLevel(logging.INFO)
     try: yield
-    finally: log.removeHandler(h); log.setLevel(level)
+    finally:
+        if handler: log.removeHandler(handler)
+        log.setLevel(level)
+
+def _progress_bar(name: str, stream) -> dict | bool:
+    "papermill's `progress_bar`: on a terminal, a tqdm bar of cells done of cells named after the report; elsewhere none."
+    if not getattr(stream, "isatty", lambda: False)(): return False
+    return {"desc": f"report {name}", "file": stream, "leave": True, "dynamic_ncols": True}
+
+def _end_line(run: dict) -> str:
+    "The line that ends a report's progress: how it went, how long it took, and its headline numbers."
+    nums = ", ".join(f"{k} {_fmt(v)}" for k, v in (run.get("headline") or {}).items())
+    return f"report {run['name']} {run['run_id']}: {run['status']} in {run['seconds']:.1f} s" + (f"; {nums}" if nums else "")
 
 # %% ../nbs/14_reports.ipynb #c032
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -299,8 +314,10 @@ def _one_line(s) -> str: return " ".join(str(s).split())
 
 # %% ../nbs/14_reports.ipynb #c034
 def run_report(name_or_path, params: dict | None = None, *, run_id: str | None = None, reports_root=None,
-               log_output: bool = True, kernel_name: str | None = None) -> dict:
-    "Run a report template with `params`, render it to `reports/NAME/RUN_ID/report.html`, update the index; return the run."
+               log_output: bool = True, verbose: bool = False, kernel_name: str | None = None) -> dict:
+    """Run a report template with `params`, render it to `reports/NAME/RUN_ID/report.html`, update the index; return the run.
+    On stderr while it runs: a bar of cells done (a start line where stderr is no terminal), then its headline numbers;
+    with `verbose`, papermill's log of each cell and what it prints instead of the bar; with `log_output=False`, nothing."""
     path = template_path(name_or_path); name = path.stem
     import nbformat, papermill   # after the cheap checks: papermill takes a second to import
     from papermill.exceptions import PapermillExecutionError
@@ -316,16 +333,18 @@ def run_report(name_or_path, params: dict | None = None, *, run_id: str | None =
            "notebook": f"{name}.ipynb", "report": "report.html", "kernel": kernel_name or sys.executable}
     import mqbench
     pkg = str(Path(mqbench.__file__).resolve().parent.parent)
-    interrupted = False
+    interrupted, err = False, sys.stderr
+    bar = _progress_bar(name, err) if log_output and not verbose else False
     with atomic_dir(final) as tmp:
         env = {"MQBENCH_REPORT_DIR": str(tmp), "MQBENCH_TEMPLATE_DIR": str(path.parent), "MQBENCH_HOME": str(project_root()),
                "PYTHONPATH": os.pathsep.join([pkg, *filter(None, [os.environ.get("PYTHONPATH")])])}
         executed = tmp / run["notebook"]
+        if log_output and not verbose and not bar: print(f"report {name} {run_id}: running", file=err, flush=True)
         t0 = time.perf_counter()
         try:
-            with _echo(log_output):
-                papermill.execute_notebook(str(path), str(executed), parameters=cast, log_output=log_output,
-                                           progress_bar=False, cwd=os.getcwd(), kernel_name=kernel_name or "python3",
+            with _papermill_log(log_output and verbose):
+                papermill.execute_notebook(str(path), str(executed), parameters=cast, log_output=log_output and verbose,
+                                           progress_bar=bar, cwd=os.getcwd(), kernel_name=kernel_name or "python3",
                                            kernel_manager_class=_kernel_manager_class(env, this_python=kernel_name is None))
         except PapermillExecutionError as e:
             run["error"] = f"report {name} failed in cell {e.exec_count}: {e.ename}: {_one_line(e.evalue)}"
@@ -344,6 +363,7 @@ def run_report(name_or_path, params: dict | None = None, *, run_id: str | None =
             (tmp / "report.html").write_text(_page(f"{name} {run_id}", _header(run), f'<pre>{html.escape(run["render_error"])}</pre>'))
         (tmp / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
     index = rebuild_index(root)
+    if log_output: print(_end_line(run), file=err, flush=True)
     if interrupted: raise KeyboardInterrupt
     if run["error"]: raise MqbenchError(f"{run['error']}; see {final / run['notebook']}")
     return {**run, "dir": str(final), "index": str(index)}
@@ -369,7 +389,8 @@ def rebuild_index(reports_root=None) -> Path:
         status = str(r.get("status"))
         rows.append(f'<tr><td class="l">{esc(str(r.get("name")))}</td>'
                     f'<td class="l"><a href="{quote(r["href"])}/report.html">{esc(str(r.get("run_id")))}</a></td>'
-                    f'<td class="l"><span class="mq-status {esc(status)}" title="{esc(str(r.get("error") or ""))}">{esc(status)}</span></td>'
+                    f'<td class="l"><span class="mq-status {esc(status)}" title="{esc(str(r.get("error") or ""))}">'
+                    f'{esc(status)}</span></td>'
                     f'<td class="l">{esc(str(r.get("started_utc")))}</td><td>{r.get("seconds") or 0:.1f}</td>'
                     f'<td class="l" title="{esc(json.dumps(r.get("parameters"), default=str))}">{kv(r.get("overrides")) or "defaults"}</td>'
                     f'<td class="l">{kv(r.get("headline"))}</td></tr>')
@@ -378,5 +399,6 @@ def rebuild_index(reports_root=None) -> Path:
     body = (f"<p class=\"mq-meta\">{len(rows)} run(s); rebuilt {_utc()} UTC</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     out = root / "index.html"
-    with atomic_path(out) as t: t.write_text(_page("mqbench reports", '<header class="mq"><h1>mqbench reports</h1></header>', body), encoding="utf-8")
+    page = _page("mqbench reports", '<header class="mq"><h1>mqbench reports</h1></header>', body)
+    with atomic_path(out) as t: t.write_text(page, encoding="utf-8")
     return out

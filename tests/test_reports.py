@@ -1,5 +1,5 @@
 "`mqbench report` end to end, as a user runs it: tiny templates, their folders and pages, and the page drawn by a browser offline."
-import json, re, shutil, struct, subprocess, sys, tempfile, zlib
+import json, re, struct, subprocess, sys, tempfile, zlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -48,7 +48,10 @@ def runs(tmp_path_factory):
 def test_report_ok(runs):
     run_dir = runs.root / "walk" / "r1"
     assert f"report   {run_dir / 'report.html'}" in runs.ok.stdout and f"index    {runs.root / 'index.html'}" in runs.ok.stdout
-    assert "Executing Cell" in runs.ok.stderr and "progress-marker" in runs.ok.stderr, "progress shows while it runs"
+    assert "Executing Cell" not in runs.ok.stderr and "Ending Cell" not in runs.ok.stderr and "progress-marker" not in runs.ok.stderr
+    said = [line for line in runs.ok.stderr.splitlines() if line.startswith("report walk r1: ")]
+    assert said[0] == "report walk r1: running" and said[1].startswith("report walk r1: ok in"), runs.ok.stderr
+    assert said[1].endswith(f"; points 60, last {json.loads((run_dir / 'headline.json').read_text())['last']:,.4g}"), said
     assert sorted(p.name for p in run_dir.iterdir()) == ["headline.json", "report.html", "run.json", "walk.ipynb"]
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "ok" and run["overrides"] == {"points": 60, "label": "up", "noisy": True}
@@ -60,6 +63,16 @@ def test_report_ok(runs):
     assert "code-only-marker" not in page and "summary" in page
     assert page.count("* plotly.js v") == 1 and page.count("Plotly.newPlot(") == 2
     assert not re.search(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
+
+
+def test_verbose_report_logs_every_cell(runs, tmp_path):
+    "`verbose=True`: papermill's log of each cell and what it prints, as the cells run, and the headline after."
+    code = ("import sys; from mqbench.reports import run_report; "
+            "run_report(sys.argv[1], {'points': 5}, run_id='v1', reports_root=sys.argv[2], verbose=True)")
+    p = subprocess.run([sys.executable, "-c", code, str(runs.walk), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "Executing Cell 1-" in p.stderr and "Ending Cell 6-" in p.stderr and "progress-marker" in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("report walk v1: ok in") and "running" not in p.stderr
 
 
 def test_failing_report_is_one_line_and_kept(runs):
