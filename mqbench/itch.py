@@ -4,10 +4,10 @@
 
 # %% ../nbs/01_itch.ipynb #c003
 from __future__ import annotations
-import gzip, io, json, os, zlib
+import gzip, io, zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import numba as nb
 import numpy as np
@@ -228,7 +228,8 @@ def _problem(buf, pos, n, st, final):
 class FrameStats:
     "What a framing pass saw: messages, and what `errors='skip'` passed over."
     def __init__(self): self.messages = self.skipped_bytes = self.skipped_frames = 0
-    def __repr__(self): return f"FrameStats(messages={self.messages}, skipped_bytes={self.skipped_bytes}, skipped_frames={self.skipped_frames})"
+    def __repr__(self):
+        return f"FrameStats(messages={self.messages}, skipped_bytes={self.skipped_bytes}, skipped_frames={self.skipped_frames})"
 
 def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
                 stats: FrameStats | None = None) -> Iterator[Frames]:
@@ -290,6 +291,7 @@ def _str_to_chars(col, k: int, pad: bool, what: str) -> np.ndarray:
     if pad: out[cp == 0] = 32
     return out
 
+# %% ../nbs/01_itch.ipynb #ne43276
 def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None = None) -> np.ndarray:
     "Decode the messages of type `t` whose type bytes sit at `buf[starts]` into a typed table."
     spec, wire_dt = SPECS[t], WIRE_DTYPES[t]
@@ -308,6 +310,7 @@ def decode(t: str, buf: np.ndarray, starts: np.ndarray, seq: np.ndarray | None =
             out[f.name] = wire[f.name]
     return out
 
+# %% ../nbs/01_itch.ipynb #n60e564
 def _norm_types(types) -> set | None:
     if types is None: return None
     types = set(types)
@@ -323,6 +326,7 @@ class Directory:
         want = set(symbols)
         return np.array(sorted(l for l, s in self.symbol_of.items() if s in want), np.int64)
 
+# %% ../nbs/01_itch.ipynb #nd126be
 def iter_tables(source, *, types=None, symbols=None, errors: str = "raise", chunk_bytes: int = 1 << 24,
                 stats: FrameStats | None = None) -> Iterator[dict[str, np.ndarray]]:
     "Yield `{type letter: table}` a chunk at a time (see `read`)."
@@ -375,7 +379,8 @@ def explain(data: bytes, offset: int = 0) -> list[tuple]:
     L, t = int(be_u16(buf, offset)), chr(buf[offset + 2])
     if t not in SPECS: raise MqbenchError(f"byte offset {offset}: unknown message type byte {t!r}")
     if L != SPECS[t].length or offset + 2 + L > len(buf):
-        raise MqbenchError(f"byte offset {offset}: length prefix {L}, type {t!r} wants {SPECS[t].length}, {len(buf) - offset - 2} bytes left")
+        raise MqbenchError(f"byte offset {offset}: length prefix {L}, type {t!r} wants {SPECS[t].length}, "
+                           f"{len(buf) - offset - 2} bytes left")
     rec = decode(t, buf, np.array([offset + 2]))[0]
     rows = [("length", offset, buf[offset:offset + 2].tobytes().hex(" "), L),
             ("type", offset + 2, f"{buf[offset + 2]:02x}", f"{t} ({SPECS[t].name})")]
@@ -467,15 +472,6 @@ def write(path, tables: dict[str, np.ndarray], compresslevel: int = 6) -> Path:
     return Path(path)
 
 # %% ../nbs/01_itch.ipynb #c028
-@nb.njit(cache=True)
-def _ts_range(buf, starts):
-    lo, hi = np.int64(1) << 62, np.int64(-1)
-    for s in starts:
-        ts = be_u48(buf, s + 5)
-        if ts < lo: lo = ts
-        if ts > hi: hi = ts
-    return lo, hi
-
 def stats(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24) -> dict:
     "Counts by type, directory symbols, first and last timestamp, in one streaming pass."
     fs = FrameStats()
