@@ -40,7 +40,7 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'SIDE_S', 'KIND_EXECUTION', 'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL',
            'ACT_DELETE', 'ACT_EXECUTE', 'ACT_REPLACE', 'ACT_HIDDEN', 'ACT_CROSS', 'ZERO', 'BBO_ROWS', 'TRADE_ROWS',
            'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA', 'EVENT_SCHEMA',
-           'SIDES', 'KINDS', 'ACTIONS', 'SCHEMAS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert', 'ht_delete',
+           'SCHEMAS', 'SIDES', 'KINDS', 'ACTIONS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert', 'ht_delete',
            'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'close_tick',
            'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine', 'BookResult',
            'replay', 'ParquetOut', 'write_bbo', 'write_book']
@@ -484,6 +484,9 @@ def depth_columns(levels: int) -> list[str]:
 def depth_schema(levels: int) -> pa.Schema:
     return _schema(*_HEAD, *((c, pa.int64()) for c in depth_columns(levels)))
 
+SCHEMAS = {"bbo": lambda levels: BBO_SCHEMA, "trades": lambda levels: TRADE_SCHEMA,
+           "events": lambda levels: EVENT_SCHEMA, "depth": depth_schema}   # output -> schema, given the levels
+
 SIDES = pa.array(["B", "S"])                                              # SIDE_B, SIDE_S; SIDE_NONE is null
 KINDS = pa.array(["execution", "hidden", "cross", "broken"])             # by KIND_* code
 ACTIONS = pa.array(["add", "cancel", "delete", "execute", "replace", "hidden", "cross"])   # by ACT_* code
@@ -527,32 +530,77 @@ def symbol_names(codes: np.ndarray) -> list[str]:
     raw = np.asarray(codes, np.int64).astype(">u8").view("S8")
     return np.strings.rstrip(raw, b" ").astype(str).tolist()
 
-# %% ../nbs/02_book.ipynb #c032
-class BookEngine:
-    """Streaming replay: `feed` framed chunks from `itch.iter_frames`, then `finish`. Each call returns the
-    rows it produced as `{output: pyarrow.Table}` for the outputs asked for; the books persist between calls."""
+# %% ../nbs/02_book.ipynb #n1f2ad3
+def _config_array(c: BookConfig) -> np.ndarray:
+    "The settings as the loop reads them, indexed by CFG_*."
+    cfg = np.zeros(CFG_SIZE, np.int64)
+    cfg[[CFG_FILTER, CFG_LEVELS, CFG_EVERY_NS, CFG_BBO, CFG_TRADES, CFG_DEPTH, CFG_EVENTS]] = (
+        c.symbols is not None, c.levels, c.every_ns, c.bbo, c.trades, c.depth, c.events)
+    return cfg
 
-    def __init__(self, config: BookConfig | None = None, **settings):
-        if config is not None and settings: raise TypeError("pass a BookConfig or keyword settings, not both")
-        self.config = c = config if config is not None else BookConfig(**settings)
-        self._cfg = np.zeros(CFG_SIZE, np.int64)
-        self._cfg[[CFG_FILTER, CFG_LEVELS, CFG_EVERY_NS, CFG_BBO, CFG_TRADES, CFG_DEPTH, CFG_EVENTS]] = (
-            c.symbols is not None, c.levels, c.every_ns, c.bbo, c.trades, c.depth, c.events)
+def _new_state(c: BookConfig) -> list:
+    "The loop's state, in the order it unpacks it: ht, bk, slab, ls, dirty, st, unk, by_type."
+    ls = np.zeros((N_LOCATES, L_SIZE), np.int64)
+    ls[:, L_ACTIVE] = c.symbols is None
+    st = np.zeros(S_SIZE, np.int64)
+    st[S_TICK] = -1
+    return [new_order_table(1 << 12), np.zeros((2 * N_LOCATES, 3), np.int64), np.zeros((1 << 14, 2), np.int64),
+            ls, np.zeros(N_LOCATES, np.int64), st, np.zeros((N_EXAMPLES, 3), np.int64), np.zeros(256, np.int64)]
+
+def _new_outputs(c: BookConfig) -> list:
+    "The output buffers bbo, trades, events, depth, one row per column; no room for an output not asked for."
+    widths = (BBO_ROWS, TRADE_ROWS, EVENT_ROWS, 2 + 4 * c.levels)
+    wanted = (c.bbo, c.trades, c.events, c.depth)
+    return [np.zeros((w, c.out_rows if on else 0), np.int64) for w, on in zip(widths, wanted)]
+
+def _grow(S: list, status: int):
+    "In place in `S`: an order table twice the size (NEED_TABLE), or the levels compacted into a bigger slab (NEED_SLAB)."
+    ht, bk, slab, ls, dirty, st, unk, by_type = S
+    if status == NEED_TABLE:
+        bigger = new_order_table(2 * ht.shape[0])
+        ht_rehash(ht, bigger)
+        S[0] = bigger
+    elif status == NEED_SLAB:
+        need = int(bk[:, 1].sum()) + 2 * int(st[S_MAX_SIDE]) + MIN_SIDE
+        new = np.zeros((max(slab.shape[0], 2 * need), 2), np.int64)
+        compact(bk, slab, new, st)
+        S[2] = new
+
+# %% ../nbs/02_book.ipynb #nff69a4
+def _symbol_column(ls: np.ndarray) -> pa.Array:
+    "Symbol by locate, null where not learnt yet."
+    known = np.nonzero(ls[:, L_KNOWN])[0]
+    names = np.full(N_LOCATES, None, object)
+    names[known] = symbol_names(ls[known, L_CODE])
+    return pa.array(names, pa.string())
+
+def _output_table(name: str, a: np.ndarray, symbols: pa.Array, levels: int) -> pa.Table:
+    "The Arrow table of output `name` from the drained buffer `a` (a copy: the buffer itself is reused)."
+    loc = a[1]
+    head = [pa.array(a[0]), pa.array(loc.astype(np.uint16)), symbols.take(pa.array(loc))]
+    if name == "bbo":
+        return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:6]], schema=BBO_SCHEMA)
+    if name == "trades":
+        return pa.Table.from_arrays(head + [pa.array(a[2]), pa.array(a[3]), _coded(a[4], SIDES, SIDE_NONE),
+                                            pa.array(a[5].view(np.uint64)), _coded(a[6], KINDS)], schema=TRADE_SCHEMA)
+    if name == "events":
+        bid, ask = a[6], a[7]
+        both = (bid > 0) & (ask > 0)
+        mid = np.where(both, (bid + ask) / 2, np.nan)
+        spread = np.where(both, (ask - bid).astype(np.float64), np.nan)
+        return pa.Table.from_arrays(head + [_coded(a[2], ACTIONS), _coded(a[3], SIDES, SIDE_NONE), pa.array(a[4]),
+                                            pa.array(a[5]), pa.array(mid), pa.array(spread)], schema=EVENT_SCHEMA)
+    return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:]], schema=depth_schema(levels))
+
+# %% ../nbs/02_book.ipynb #n301f41
+class _BookState:
+    "The replay's state for a `BookConfig`, and what it knows: counters, the stock directory, the books."
+    def __init__(self, config: BookConfig):
+        self.config = c = config
+        self._cfg = _config_array(c)
         self._wanted = np.array(sorted({symbol_code(s) for s in c.symbols or ()}), np.int64)
-        ls = np.zeros((N_LOCATES, L_SIZE), np.int64)
-        ls[:, L_ACTIVE] = c.symbols is None
-        st = np.zeros(S_SIZE, np.int64)
-        st[S_TICK] = -1
-        # the loop's state, in the order it unpacks it: ht, bk, slab, ls, dirty, st, unk, by_type
-        self._S = [new_order_table(1 << 12), np.zeros((2 * N_LOCATES, 3), np.int64), np.zeros((1 << 14, 2), np.int64),
-                   ls, np.zeros(N_LOCATES, np.int64), st, np.zeros((N_EXAMPLES, 3), np.int64), np.zeros(256, np.int64)]
-        widths = (BBO_ROWS, TRADE_ROWS, EVENT_ROWS, 2 + 4 * c.levels)
-        wanted = (c.bbo, c.trades, c.events, c.depth)
-        self._O = [np.zeros((w, c.out_rows if on else 0), np.int64) for w, on in zip(widths, wanted)]
-        self._parts = {name: [] for name in self.outputs}
-        self._names, self._names_at = None, -1
+        self._S, self._O = _new_state(c), _new_outputs(c)
         self.frame_stats = itch.FrameStats()
-        self.finished = False
 
     @property
     def outputs(self) -> list[str]:
@@ -560,35 +608,6 @@ class BookEngine:
         c = self.config
         return [n for n, on in (("bbo", c.bbo), ("trades", c.trades), ("depth", c.depth), ("events", c.events)) if on]
 
-    def feed(self, frames: itch.Frames) -> dict[str, pa.Table]:
-        "Replay one framed chunk; returns the rows it produced."
-        if self.finished: raise MqbenchError("this BookEngine has finished; start a new one to replay more")
-        i = 0
-        while True:
-            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
-                                     self._cfg, self._wanted, tuple(self._S), tuple(self._O))
-            if status == DONE: break
-            self._make_room(status)
-        self._drain()
-        return self._collect()
-
-    def finish(self) -> dict[str, pa.Table]:
-        "End of the stream: the depth rows of the last clock tick, and whatever is still buffered."
-        if not self.finished:
-            st, dep = self._S[5], self._O[3]
-            if self.config.depth and st[S_NDEPTH] + st[S_NDIRTY] > dep.shape[1]: self._make_room(NEED_FLUSH)
-            close_tick(tuple(self._S), tuple(self._O), self._cfg)
-            self._drain()
-            self.finished = True
-        return self._collect()
-
-    def stream(self, source, *, errors: str = "raise", chunk_bytes: int = 1 << 24) -> Iterator[dict[str, pa.Table]]:
-        "Replay a whole ITCH source (path, .gz, file object, bytes), yielding each chunk's rows, then finish's."
-        for fr in itch.iter_frames(source, errors=errors, chunk_bytes=chunk_bytes, stats=self.frame_stats):
-            yield self.feed(fr)
-        yield self.finish()
-
-    # -- what the engine knows -------------------------------------------------------------------------
     @property
     def directory(self) -> dict[int, str]:
         "Stock locate -> symbol, as learnt from the stock directory (and from adds and trades)."
@@ -638,32 +657,61 @@ class BookEngine:
                                        "price": lv[:, 0] * (1 - 2 * side), "shares": lv[:, 1]}))
         return pd.concat(sides, ignore_index=True)
 
+# %% ../nbs/02_book.ipynb #c032
+class BookEngine(_BookState):
+    """Streaming replay: `feed` framed chunks from `itch.iter_frames`, then `finish`. Each call returns the
+    rows it produced as `{output: pyarrow.Table}` for the outputs asked for; the books persist between calls."""
+
+    def __init__(self, config: BookConfig | None = None, **settings):
+        if config is not None and settings: raise TypeError("pass a BookConfig or keyword settings, not both")
+        super().__init__(config if config is not None else BookConfig(**settings))
+        self._parts = {name: [] for name in self.outputs}
+        self._names, self._names_at = None, -1
+        self.finished = False
+
+    def feed(self, frames: itch.Frames) -> dict[str, pa.Table]:
+        "Replay one framed chunk; returns the rows it produced."
+        if self.finished: raise MqbenchError("this BookEngine has finished; start a new one to replay more")
+        i = 0
+        while True:
+            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
+                                     self._cfg, self._wanted, tuple(self._S), tuple(self._O))
+            if status == DONE: break
+            self._make_room(status)
+        self._drain()
+        return self._collect()
+
+    def finish(self) -> dict[str, pa.Table]:
+        "End of the stream: the depth rows of the last clock tick, and whatever is still buffered."
+        if not self.finished:
+            st, dep = self._S[5], self._O[3]
+            if self.config.depth and st[S_NDEPTH] + st[S_NDIRTY] > dep.shape[1]: self._make_room(NEED_FLUSH)
+            close_tick(tuple(self._S), tuple(self._O), self._cfg)
+            self._drain()
+            self.finished = True
+        return self._collect()
+
+    def stream(self, source, *, errors: str = "raise", chunk_bytes: int = 1 << 24) -> Iterator[dict[str, pa.Table]]:
+        "Replay a whole ITCH source (path, .gz, file object, bytes), yielding each chunk's rows, then finish's."
+        for fr in itch.iter_frames(source, errors=errors, chunk_bytes=chunk_bytes, stats=self.frame_stats):
+            yield self.feed(fr)
+        yield self.finish()
+
     # -- room and rows ---------------------------------------------------------------------------------
     def _make_room(self, status):
-        ht, bk, slab, ls, dirty, st, unk, by_type = self._S
-        if status == NEED_TABLE:
-            bigger = new_order_table(2 * ht.shape[0])
-            ht_rehash(ht, bigger)
-            self._S[0] = bigger
-        elif status == NEED_SLAB:
-            need = int(bk[:, 1].sum()) + 2 * int(st[S_MAX_SIDE]) + MIN_SIDE
-            new = np.zeros((max(slab.shape[0], 2 * need), 2), np.int64)
-            compact(bk, slab, new, st)
-            self._S[2] = new
-        else:
-            self._drain()
-            dep = self._O[3]
-            if self.config.depth and st[S_NDIRTY] + 1 > dep.shape[1]:
-                self._O[3] = np.zeros((dep.shape[0], 2 * int(st[S_NDIRTY] + 1)), np.int64)
+        "Grow what the loop found full (`status`), or drain the output buffers, growing depth's if one tick needs more."
+        if status == NEED_TABLE or status == NEED_SLAB: return _grow(self._S, status)
+        st = self._S[5]
+        self._drain()
+        dep = self._O[3]
+        if self.config.depth and st[S_NDIRTY] + 1 > dep.shape[1]:
+            self._O[3] = np.zeros((dep.shape[0], 2 * int(st[S_NDIRTY] + 1)), np.int64)
 
     def _symbols(self) -> pa.Array:
         "Symbol by locate (null where not learnt yet), rebuilt only when the directory changed."
-        ls, st = self._S[3], self._S[5]
+        st = self._S[5]
         if self._names_at != st[S_DIRECTORY]:
-            known = np.nonzero(ls[:, L_KNOWN])[0]
-            names = np.full(N_LOCATES, None, object)
-            names[known] = symbol_names(ls[known, L_CODE])
-            self._names, self._names_at = pa.array(names, pa.string()), int(st[S_DIRECTORY])
+            self._names, self._names_at = _symbol_column(self._S[3]), int(st[S_DIRECTORY])
         return self._names
 
     def _drain(self):
@@ -673,26 +721,8 @@ class BookEngine:
                              ("events", S_NEVENTS, self._O[2]), ("depth", S_NDEPTH, self._O[3])):
             n = int(st[k])
             if n:
-                self._parts[name].append(self._table(name, buf[:, :n].copy()))
+                self._parts[name].append(_output_table(name, buf[:, :n].copy(), self._symbols(), self.config.levels))
                 st[k] = 0
-
-    def _table(self, name: str, a: np.ndarray) -> pa.Table:
-        "The Arrow table of one drained buffer `a` (a copy: the buffer itself is reused)."
-        loc = a[1]
-        head = [pa.array(a[0]), pa.array(loc.astype(np.uint16)), self._symbols().take(pa.array(loc))]
-        if name == "bbo":
-            return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:6]], schema=BBO_SCHEMA)
-        if name == "trades":
-            return pa.Table.from_arrays(head + [pa.array(a[2]), pa.array(a[3]), _coded(a[4], SIDES, SIDE_NONE),
-                                                pa.array(a[5].view(np.uint64)), _coded(a[6], KINDS)], schema=TRADE_SCHEMA)
-        if name == "events":
-            bid, ask = a[6], a[7]
-            both = (bid > 0) & (ask > 0)
-            mid = np.where(both, (bid + ask) / 2, np.nan)
-            spread = np.where(both, (ask - bid).astype(np.float64), np.nan)
-            return pa.Table.from_arrays(head + [_coded(a[2], ACTIONS), _coded(a[3], SIDES, SIDE_NONE), pa.array(a[4]),
-                                                pa.array(a[5]), pa.array(mid), pa.array(spread)], schema=EVENT_SCHEMA)
-        return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:]], schema=depth_schema(self.config.levels))
 
     def _collect(self) -> dict[str, pa.Table]:
         out = {}
@@ -700,9 +730,6 @@ class BookEngine:
             out[name] = pa.concat_tables(parts) if parts else SCHEMAS[name](self.config.levels).empty_table()
             parts.clear()
         return out
-
-SCHEMAS = {"bbo": lambda levels: BBO_SCHEMA, "trades": lambda levels: TRADE_SCHEMA,
-           "events": lambda levels: EVENT_SCHEMA, "depth": depth_schema}   # output -> schema, given the levels
 
 # %% ../nbs/02_book.ipynb #c042
 @dataclass
@@ -717,7 +744,8 @@ class BookResult:
     engine: BookEngine       # the final state: `result.engine.book("AAPL")`
 
     def __repr__(self):
-        rows = ", ".join(f"{k}={len(getattr(self, k)):,} rows" for k in ("bbo", "trades", "depth", "events") if getattr(self, k) is not None)
+        rows = ", ".join(f"{k}={len(getattr(self, k)):,} rows" for k in ("bbo", "trades", "depth", "events")
+                         if getattr(self, k) is not None)
         c = self.counters
         return (f"BookResult({rows}; {c['messages']:,} messages, {len(self.directory)} symbols, "
                 f"unknown_refs={c['unknown_refs']}, crossed_books={c['crossed_books']}, negative_sizes={c['negative_sizes']})")
