@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_synth.ipynb #c003
 from __future__ import annotations
-import dataclasses, gzip, itertools, math, time
+import dataclasses, itertools, math, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +244,15 @@ def heap_pop(S):
         ht[i] = ht[c]; hx[i, 0] = hx[c, 0]; hx[i, 1] = hx[c, 1]; i = c
     ht[i] = t; hx[i, 0] = s; hx[i, 1] = r
 
+# %% ../nbs/03_synth.ipynb #nf9f590
+@_jit
+def _both(S, s):
+    return S.si[s, _NBID] > 0 and S.si[s, _NASK] > 0
+
+@_jit
+def _level(S, s, px):
+    return S.si[s, _OFF] + px - S.si[s, _LO]
+
 @_jit
 def link(S, s, side, px, sh, ref):
     "A new order at the back of its price level's queue; returns its slot."
@@ -294,14 +303,6 @@ def unlink(S, slot):
     od[slot, _REF] = -1
     od[slot, _NEXT] = S.iv[_FREE]; S.iv[_FREE] = slot; S.iv[_NFREE] += 1
 
-@_jit
-def _both(S, s):
-    return S.si[s, _NBID] > 0 and S.si[s, _NASK] > 0
-
-@_jit
-def _level(S, s, px):
-    return S.si[s, _OFF] + px - S.si[s, _LO]
-
 # %% ../nbs/03_synth.ipynb #c019
 @_jit
 def _size(lot):
@@ -335,6 +336,7 @@ def _schedule(S, t, slot):
     life = np.exp(S.prm[_P_LMU] + S.prm[_P_LSIG] * np.random.standard_normal()) / S.sf[S.od[slot, _SYM], _THETA]
     heap_push(S, t + min(life, 3.0 * 3600.0), slot, S.od[slot, _REF])
 
+# %% ../nbs/03_synth.ipynb #n2ede30
 @_jit
 def _add(S, o, n, t, s, side, px, sh):
     "A new resting order: into the book, its fate scheduled, an add message (now and then naming its MPID)."
@@ -507,6 +509,7 @@ def _market_event(S, o, n, t, kind, code):
             n = _emit(o, n, 81, ts, s + 1, 0, m, 0, sh, ref, 79 if kind == _K_CROSS_O else 67)
     return n
 
+# %% ../nbs/03_synth.ipynb #nc41505
 @nb.njit(cache=True, _nrt=False, nogil=True)
 def run(S, o):
     """Simulate into the event buffer `o` (9, capacity) until it is nearly full, a pool must grow, or the
