@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatt
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
            'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
 
-# %% ../nbs/20_cli.ipynb #n98fe5d
+# %% ../nbs/20_cli.ipynb #nf7b646
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
 
 def command(add):
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS: add(sub)
     return p
 
-# %% ../nbs/20_cli.ipynb #n69e4cf
+# %% ../nbs/20_cli.ipynb #nef4b1f
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command (and of `python -m mqbench.train`)."
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/20_cli.ipynb #n6b0e9b
+# %% ../nbs/20_cli.ipynb #nddb997
 @dataclasses.dataclass(frozen=True)
 class ConfigField:
     "One field of a config dataclass, as its source declares it."
@@ -81,7 +81,7 @@ def _imported(tree: ast.Module, module: str) -> dict:
             out.update({a.asname or a.name: base for a in n.names})
     return out
 
-# %% ../nbs/20_cli.ipynb #nf9eb2c
+# %% ../nbs/20_cli.ipynb #n350ea7
 def _default(value: ast.expr, module: str, imports: dict):
     "(default, nested) of a field's default expression: a literal, or field(default_factory=...)."
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
@@ -106,7 +106,7 @@ def config_fields(module: str, name: str) -> list[ConfigField]:
                                    notes.get(n.end_lineno, ""), nested))
     return out
 
-# %% ../nbs/20_cli.ipynb #n49067e
+# %% ../nbs/20_cli.ipynb #n27adaa
 def _caster(typ: str):
     def cast(text: str): return cast_value(text, typ)
     cast.__name__ = typ or "value"                        # argparse names it in "invalid float | None value: 'x'"
@@ -132,7 +132,7 @@ def config_values(ns: argparse.Namespace, fields_: list, prefix: str = "") -> di
     vals = {f.name: getattr(ns, prefix + f.name) for f in fields_}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
 
-# %% ../nbs/20_cli.ipynb #n265101
+# %% ../nbs/20_cli.ipynb #n2239ba
 class Deprecated(argparse.Action):
     "An old spelling of an option: stores into the new option's destination and says what to use instead."
     def __init__(self, option_strings, dest, *, new: str, **kw):
@@ -149,7 +149,7 @@ def out_option(p, help: str, *, required: bool = True, old=()):
     for o in old: p.add_argument(o, dest="out", action=Deprecated, new="--out")
     if required: p.set_defaults(_required=(("--out", "out"),), _parser=p)
 
-# %% ../nbs/20_cli.ipynb #n700a98
+# %% ../nbs/20_cli.ipynb #n4608dc
 def _itch_stats(a):
     from mqbench import itch
     print(json.dumps(itch.stats(a.file, errors=a.errors), indent=2))
@@ -168,7 +168,7 @@ def symbols_option(p, help: str = "only these symbols", old=()):
     p.add_argument("--symbols", nargs="+", metavar="SYM", default=None, help=help)
     for o in old: p.add_argument(o, dest="symbols", nargs="+", action=Deprecated, new="--symbols")
 
-# %% ../nbs/20_cli.ipynb #n4f5541
+# %% ../nbs/20_cli.ipynb #n006ba7
 @command
 def _itch_parser(sub):
     itch = subparser(sub, "itch", "read NASDAQ TotalView-ITCH 5.0 files", "Read NASDAQ TotalView-ITCH 5.0 files (plain or gzip).")
@@ -190,7 +190,7 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
-# %% ../nbs/20_cli.ipynb #n781df6
+# %% ../nbs/20_cli.ipynb #n61d97f
 def _synth(a):
     from mqbench import synth
     print(json.dumps(synth.generate(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed), indent=2, default=str))
@@ -209,7 +209,7 @@ def _synth_parser(sub):
     day_options(sy)
     sy.set_defaults(func=_synth)
 
-# %% ../nbs/20_cli.ipynb #n4b6423
+# %% ../nbs/20_cli.ipynb #n528274
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
@@ -229,7 +229,7 @@ def _demo_parser(sub):
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)
 
-# %% ../nbs/20_cli.ipynb #n4dd0b4
+# %% ../nbs/20_cli.ipynb #ne66712
 SOURCE_DEFAULTS = {"binance": {"every_ms": 1000.0}, "ohlc": {"sequence_length": 50, "horizon_ticks": 1}}
 
 def dataset_options(p, source: str):
@@ -253,7 +253,7 @@ def dataset_config(a, prefix: str):
     ds, ft = a._dataset_fields
     return DatasetConfig(**config_values(a, ds, "ds_"), prefix=prefix, features=FeatureConfig(**config_values(a, ft, "ft_")))
 
-# %% ../nbs/20_cli.ipynb #n61067e
+# %% ../nbs/20_cli.ipynb #n5c19c0
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
     print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
@@ -270,7 +270,7 @@ def _prepare_with(run):
         _print_dataset(run(prepare, a, out, dict(overwrite=a.overwrite, backend=a.backend)), out)
     return handler
 
-# %% ../nbs/20_cli.ipynb #nf08e48
+# %% ../nbs/20_cli.ipynb #ne607b6
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -309,7 +309,7 @@ def _prepare_parser(sub):
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
-# %% ../nbs/20_cli.ipynb #n0a8959
+# %% ../nbs/20_cli.ipynb #n809147
 def _tokenize(a):
     "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
@@ -346,7 +346,7 @@ def _tokenize_parser(sub):
     t.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     t.set_defaults(func=_tokenize)
 
-# %% ../nbs/20_cli.ipynb #n39d7ab
+# %% ../nbs/20_cli.ipynb #n317087
 TRAIN_FLAGS = {"use_muon": "muon"}       # option names that differ from their field's: --muon/--no-muon
 
 def _train_options(p):
@@ -358,7 +358,7 @@ def _train_options(p):
                    help="a model config override, e.g. n_embd=64 (a decoder) or hidden=64 (a classifier); repeat for more")
     p.set_defaults(_train_fields=(a, b), _parser=p, _required=(("--data", "t_data"),))
 
-# %% ../nbs/20_cli.ipynb #nabd03b
+# %% ../nbs/20_cli.ipynb #n1cec21
 def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
@@ -383,7 +383,7 @@ def train_config(a):
     optim = OptimConfig(**config_values(a, of, "o_"))
     return TrainConfig(**{**t, "model": model_overrides(a.set, t["task"], t["classifier"]), "optim": optim})
 
-# %% ../nbs/20_cli.ipynb #n0e6525
+# %% ../nbs/20_cli.ipynb #n76a156
 def _train(a):
     from mqbench.train import is_rank_zero, train
     summary = train(train_config(a))
