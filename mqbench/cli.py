@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_cli.ipynb #c002
 from __future__ import annotations
-import argparse, ast, dataclasses, importlib.util, io, json, sys, tokenize
+import argparse, ast, dataclasses, functools, importlib.util, io, json, sys, tokenize
 from pathlib import Path
 
 from . import __version__
@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatt
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
            'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
 
-# %% ../nbs/20_cli.ipynb #nf7b646
+# %% ../nbs/20_cli.ipynb #n429956
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
 
 def command(add):
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS: add(sub)
     return p
 
-# %% ../nbs/20_cli.ipynb #nef4b1f
+# %% ../nbs/20_cli.ipynb #n0fc018
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command (and of `python -m mqbench.train`)."
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/20_cli.ipynb #nddb997
+# %% ../nbs/20_cli.ipynb #n53a515
 @dataclasses.dataclass(frozen=True)
 class ConfigField:
     "One field of a config dataclass, as its source declares it."
@@ -81,7 +81,7 @@ def _imported(tree: ast.Module, module: str) -> dict:
             out.update({a.asname or a.name: base for a in n.names})
     return out
 
-# %% ../nbs/20_cli.ipynb #n350ea7
+# %% ../nbs/20_cli.ipynb #ndb8282
 def _default(value: ast.expr, module: str, imports: dict):
     "(default, nested) of a field's default expression: a literal, or field(default_factory=...)."
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
@@ -92,21 +92,23 @@ def _default(value: ast.expr, module: str, imports: dict):
         return None, (imports.get(factory, module), factory)
     return ast.literal_eval(value), None
 
-def config_fields(module: str, name: str) -> list[ConfigField]:
-    "The fields of dataclass `name` of `module`, read from the module's source without importing it."
+@functools.lru_cache(maxsize=None)
+def config_fields(module: str, name: str) -> tuple:
+    "The fields (ConfigField) of dataclass `name` of `module`, read from the module's source without importing it."
     path = Path(importlib.util.find_spec(module).origin)
     src = path.read_text(); tree = ast.parse(src)
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
     if cls is None: raise MqbenchError(f"{path}: no class {name}")
-    notes, imports, out = _comments(src), _imported(tree, module), []
+    body = "\n".join(src.splitlines()[cls.lineno - 1:cls.end_lineno])
+    notes = {cls.lineno - 1 + k: v for k, v in _comments(body).items()}
+    imports, out = _imported(tree, module), []
     for n in cls.body:
         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.value is not None:
             default, nested = _default(n.value, module, imports)
-            out.append(ConfigField(n.target.id, ast.get_source_segment(src, n.annotation), default,
-                                   notes.get(n.end_lineno, ""), nested))
-    return out
+            out.append(ConfigField(n.target.id, ast.unparse(n.annotation), default, notes.get(n.end_lineno, ""), nested))
+    return tuple(out)
 
-# %% ../nbs/20_cli.ipynb #n27adaa
+# %% ../nbs/20_cli.ipynb #n9d76f1
 def _caster(typ: str):
     def cast(text: str): return cast_value(text, typ)
     cast.__name__ = typ or "value"                        # argparse names it in "invalid float | None value: 'x'"
@@ -132,7 +134,7 @@ def config_values(ns: argparse.Namespace, fields_: list, prefix: str = "") -> di
     vals = {f.name: getattr(ns, prefix + f.name) for f in fields_}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
 
-# %% ../nbs/20_cli.ipynb #n2239ba
+# %% ../nbs/20_cli.ipynb #n503400
 class Deprecated(argparse.Action):
     "An old spelling of an option: stores into the new option's destination and says what to use instead."
     def __init__(self, option_strings, dest, *, new: str, **kw):
@@ -149,7 +151,7 @@ def out_option(p, help: str, *, required: bool = True, old=()):
     for o in old: p.add_argument(o, dest="out", action=Deprecated, new="--out")
     if required: p.set_defaults(_required=(("--out", "out"),), _parser=p)
 
-# %% ../nbs/20_cli.ipynb #n4608dc
+# %% ../nbs/20_cli.ipynb #nfbd6eb
 def _itch_stats(a):
     from mqbench import itch
     print(json.dumps(itch.stats(a.file, errors=a.errors), indent=2))
@@ -168,7 +170,7 @@ def symbols_option(p, help: str = "only these symbols", old=()):
     p.add_argument("--symbols", nargs="+", metavar="SYM", default=None, help=help)
     for o in old: p.add_argument(o, dest="symbols", nargs="+", action=Deprecated, new="--symbols")
 
-# %% ../nbs/20_cli.ipynb #n006ba7
+# %% ../nbs/20_cli.ipynb #nfc9f81
 @command
 def _itch_parser(sub):
     itch = subparser(sub, "itch", "read NASDAQ TotalView-ITCH 5.0 files", "Read NASDAQ TotalView-ITCH 5.0 files (plain or gzip).")
@@ -190,7 +192,7 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
-# %% ../nbs/20_cli.ipynb #n61d97f
+# %% ../nbs/20_cli.ipynb #nfa3e1d
 def _synth(a):
     from mqbench import synth
     print(json.dumps(synth.generate(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed), indent=2, default=str))
@@ -209,7 +211,7 @@ def _synth_parser(sub):
     day_options(sy)
     sy.set_defaults(func=_synth)
 
-# %% ../nbs/20_cli.ipynb #n528274
+# %% ../nbs/20_cli.ipynb #ncf21c6
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
@@ -229,7 +231,7 @@ def _demo_parser(sub):
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)
 
-# %% ../nbs/20_cli.ipynb #ne66712
+# %% ../nbs/20_cli.ipynb #nff7a32
 SOURCE_DEFAULTS = {"binance": {"every_ms": 1000.0}, "ohlc": {"sequence_length": 50, "horizon_ticks": 1}}
 
 def dataset_options(p, source: str):
@@ -253,7 +255,7 @@ def dataset_config(a, prefix: str):
     ds, ft = a._dataset_fields
     return DatasetConfig(**config_values(a, ds, "ds_"), prefix=prefix, features=FeatureConfig(**config_values(a, ft, "ft_")))
 
-# %% ../nbs/20_cli.ipynb #n5c19c0
+# %% ../nbs/20_cli.ipynb #n8921f2
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
     print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
@@ -270,7 +272,7 @@ def _prepare_with(run):
         _print_dataset(run(prepare, a, out, dict(overwrite=a.overwrite, backend=a.backend)), out)
     return handler
 
-# %% ../nbs/20_cli.ipynb #ne607b6
+# %% ../nbs/20_cli.ipynb #n8c3903
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -309,7 +311,7 @@ def _prepare_parser(sub):
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
-# %% ../nbs/20_cli.ipynb #n809147
+# %% ../nbs/20_cli.ipynb #nb13267
 def _tokenize(a):
     "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
@@ -346,7 +348,7 @@ def _tokenize_parser(sub):
     t.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     t.set_defaults(func=_tokenize)
 
-# %% ../nbs/20_cli.ipynb #n317087
+# %% ../nbs/20_cli.ipynb #ndc4aca
 TRAIN_FLAGS = {"use_muon": "muon"}       # option names that differ from their field's: --muon/--no-muon
 
 def _train_options(p):
@@ -358,7 +360,7 @@ def _train_options(p):
                    help="a model config override, e.g. n_embd=64 (a decoder) or hidden=64 (a classifier); repeat for more")
     p.set_defaults(_train_fields=(a, b), _parser=p, _required=(("--data", "t_data"),))
 
-# %% ../nbs/20_cli.ipynb #n1cec21
+# %% ../nbs/20_cli.ipynb #n6379dc
 def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
@@ -383,7 +385,7 @@ def train_config(a):
     optim = OptimConfig(**config_values(a, of, "o_"))
     return TrainConfig(**{**t, "model": model_overrides(a.set, t["task"], t["classifier"]), "optim": optim})
 
-# %% ../nbs/20_cli.ipynb #n76a156
+# %% ../nbs/20_cli.ipynb #n54a99a
 def _train(a):
     from mqbench.train import is_rank_zero, train
     summary = train(train_config(a))
