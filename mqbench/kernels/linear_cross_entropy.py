@@ -26,7 +26,7 @@ def linear_cross_entropy_reference(hidden, weight, targets, ignore_index: int = 
     loss = F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), t, ignore_index=ignore_index, reduction=reduction)
     return loss.view(targets.shape) if reduction == "none" else loss
 
-# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #c008
+# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #n052b63
 @triton.jit
 def _ce_rows(LOGITS, sl, TARGETS, SCALE, s_scale, LOSS, V, ignore_index,
              HAS_GRAD: tl.constexpr, BLOCK_V: tl.constexpr):
@@ -55,10 +55,12 @@ def _ce_rows(LOGITS, sl, TARGETS, SCALE, s_scale, LOSS, V, ignore_index,
             g = (tl.exp(x - lse) - tl.where(cols == t, 1.0, 0.0)) * scale
             tl.store(base + cols, g.to(LOGITS.dtype.element_ty), mask=cols < V)
 
+# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #n28c1b9
 def chunk_rows(N: int, H: int, V: int) -> int:
     "Rows per chunk: a chunk of logits (C, V) about as large as the hidden states (N, H)."
     return max(1, min(N, next_pow2(triton.cdiv(N, triton.cdiv(V, H)))))
 
+# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #n5853c3
 def lce_chunks(h, weight, t, ignore_index, scale, grad_hidden: bool, grad_weight: bool, chunk=None):
     """Go through the rows of h (N, H) in chunks: (losses (N,) float32, grad of h or None, grad of weight
     (V, H) float32 or None), the gradients of sum(loss * scale)."""
@@ -84,6 +86,7 @@ def lce_chunks(h, weight, t, ignore_index, scale, grad_hidden: bool, grad_weight
             else: gw += logits.T @ hc                                         # (V, H) in the input dtype, summed in float32
     return loss, gh, gw
 
+# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #n34eaa1
 class LinearCrossEntropyFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, ignore_index, reduction, chunk, need_grad):
@@ -114,6 +117,7 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
             gw = None if gw is None else gw * g
         return (None if gh is None else gh.view(shape)), (None if gw is None else gw.to(weight_dtype)), None, None, None, None, None
 
+# %% ../../nbs/08_kernels_linear_cross_entropy.ipynb #n5ec2b0
 def linear_cross_entropy(hidden, weight, targets, ignore_index: int = -100, reduction: str = "mean", *,
                          chunk_size: int | None = None, backend: str = "auto"):
     """Cross-entropy of the logits hidden @ weight.T against targets, without holding the logits:
@@ -141,6 +145,7 @@ def linear_cross_entropy(hidden, weight, targets, ignore_index: int = -100, redu
     if not targets.is_cuda:     # on CUDA a check would wait for the GPU at every step
         bad = (t != ignore_index) & ((t < 0) | (t >= weight.shape[0]))
         if bad.any():
-            raise MqbenchError(f"linear_cross_entropy: target {int(t[bad][0])} at row {int(bad.nonzero()[0])} is outside the vocabulary of {weight.shape[0]}")
+            raise MqbenchError(f"linear_cross_entropy: target {int(t[bad][0])} at row {int(bad.nonzero()[0])} is outside "
+                               f"the vocabulary of {weight.shape[0]}")
     need = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
     return LinearCrossEntropyFunction.apply(hidden, weight, targets, int(ignore_index), reduction, chunk_size, need)
