@@ -70,7 +70,7 @@ def microstructure_features_reference(bid_px, bid_sz, ask_px, ask_sz, volume, no
         out.append(torch.where(vol > 0, (vwap / mid - 1) * BPS, 0.0))
     return torch.stack(out, dim=-1)
 
-# %% ../../nbs/08_kernels_microstructure.ipynb #c010
+# %% ../../nbs/08_kernels_microstructure.ipynb #nb59aac
 @triton.jit
 def _r2_at(MID, row, pos, T, CT: tl.constexpr):
     "Squared 1-tick log return of the mid in bps at ticks `pos`; 0 at tick 0 and outside [0, T)."
@@ -84,6 +84,7 @@ def _r2_at(MID, row, pos, T, CT: tl.constexpr):
 def _at(X, row, pos, T, CT: tl.constexpr):
     return tl.load(X + row + pos, mask=(pos >= 0) & (pos < T), other=0.0).to(CT)
 
+# %% ../../nbs/08_kernels_microstructure.ipynb #n5c4b9b
 @triton.jit
 def _micro_kernel(BP, BS, AP, AS, MID, VOL, NOT, DEPTHS, WINDOWS, OUT, T, L,
                   ND: tl.constexpr, NW: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_L: tl.constexpr):
@@ -147,6 +148,7 @@ def _micro_kernel(BP, BS, AP, AS, MID, VOL, NOT, DEPTHS, WINDOWS, OUT, T, L,
         tl.store(out + ND + 1 + j, rv, mask=rows)
         tl.store(out + ND + 1 + NW + j, gap, mask=rows)
 
+# %% ../../nbs/08_kernels_microstructure.ipynb #n743c2e
 def microstructure_launch(bid_px, bid_sz, ask_px, ask_sz, volume, notional, depths, windows, block_t=None):
     "Launch the kernel on tensors of one dtype and device: (N, T, F)."
     bid_px, bid_sz, ask_px, ask_sz, volume, notional = (x.contiguous() for x in (bid_px, bid_sz, ask_px, ask_sz, volume, notional))
@@ -162,6 +164,7 @@ def microstructure_launch(bid_px, bid_sz, ask_px, ask_sz, volume, notional, dept
                                                ND=len(depths), NW=len(windows), BLOCK_T=bt, BLOCK_L=next_pow2(L))
     return out
 
+# %% ../../nbs/08_kernels_microstructure.ipynb #n333b9b
 def microstructure_features(bid_px, bid_sz, ask_px, ask_sz, volume, notional, *, depths=(1, 3, 5, 10),
                             windows=(10, 50, 100, 300), backend: str = "auto"):
     """Book features of every (symbol, tick): returns (values (N, T, F), names); see the table above.
