@@ -9,7 +9,6 @@ __all__ = ['CONFIGS', 'attention_mask', 'attention_reference', 'attention_fwd', 
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..core import MqbenchError
 from .dispatch import device_of, empty, gpu_sized, tl, triton, use_triton
@@ -28,7 +27,8 @@ def attention_mask(T: int, *, causal: bool = True, window: int | None = None, di
 # %% ../../nbs/08_kernels_attention.ipynb #c010
 def _check(q, k, v, window, dilation):
     if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape:
-        raise MqbenchError(f"attention: q must be (B, Hq, T, D) and k, v (B, Hkv, T, D); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise MqbenchError(f"attention: q must be (B, Hq, T, D) and k, v (B, Hkv, T, D); got {tuple(q.shape)}, "
+                           f"{tuple(k.shape)}, {tuple(v.shape)}")
     (B, Hq, T, D), (Bk, Hkv, Tk, Dk) = q.shape, k.shape
     if (B, T, D) != (Bk, Tk, Dk):
         raise MqbenchError(f"attention: q {tuple(q.shape)} and k/v {tuple(k.shape)} differ in batch, length or head dim")
@@ -49,7 +49,7 @@ def attention_reference(q, k, v, *, causal=True, window=None, dilation=1, scale=
     p = torch.softmax(s.float() if s.dtype in (torch.float16, torch.bfloat16) else s, dim=-1).to(q.dtype)
     return p @ v
 
-# %% ../../nbs/08_kernels_attention.ipynb #c014
+# %% ../../nbs/08_kernels_attention.ipynb #na6cef8
 @triton.jit
 def _visible(qpos, kpos, T, WINDOW, DILATION, CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, HAS_DILATION: tl.constexpr):
     "Whether query `qpos` sees key `kpos` (broadcast against each other); positions past T see nothing."
@@ -90,6 +90,7 @@ def _key_blocks(m0, T, WINDOW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAU
         a = b
     return lo, a, b, hi
 
+# %% ../../nbs/08_kernels_attention.ipynb #ne84e5e
 @triton.jit
 def _fwd_blocks(acc, l_i, m_i, q, Kh, Vh, skt, svt, offs_m, lo, hi, T, WINDOW, DILATION, scale_log2,
                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
@@ -196,7 +197,7 @@ def attention_fwd(q, k, v, causal=True, window=None, dilation=1, scale=None, con
                         BLOCK_M=BM, BLOCK_N=BN, BLOCK_D=D, PREC=_prec(q), num_warps=warps, num_stages=stages)
     return (o, lse, counts) if visits else (o, lse)
 
-# %% ../../nbs/08_kernels_attention.ipynb #c020
+# %% ../../nbs/08_kernels_attention.ipynb #n0a9386
 @triton.jit
 def _attn_bwd_delta(O, DO, DELTA, sob, soh, sot, sdb, sdh, sdt, H, T, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr):
     "delta = rowsum(dO * O), float32, (B, H, T)."
@@ -209,6 +210,7 @@ def _attn_bwd_delta(O, DO, DELTA, sob, soh, sot, sdb, sdh, sdt, H, T, BLOCK_M: t
     do = tl.load(DO + bi * sdb + h * sdh + offs_m[:, None] * sdt + offs_d[None, :], mask=rows, other=0.0).to(tl.float32)
     tl.store(DELTA + bh * T + offs_m, tl.sum(o * do, 1), mask=offs_m < T)
 
+# %% ../../nbs/08_kernels_attention.ipynb #n2eb10b
 @triton.jit
 def _query_blocks(n0, T, WINDOW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr,
                   HAS_WINDOW: tl.constexpr, HAS_DILATION: tl.constexpr):
@@ -239,6 +241,7 @@ def _query_blocks(n0, T, WINDOW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, C
         b = a
     return lo, a, b, hi
 
+# %% ../../nbs/08_kernels_attention.ipynb #n09bbbe
 @triton.jit
 def _dkdv_blocks(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdt, offs_n, lo, hi, T, WINDOW, DILATION, scale_log2,
                  BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
@@ -299,6 +302,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV,
     tl.store(DK + bi * skgb + hk * skgh + offs_n[:, None] * skgt + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty), mask=keys)
     tl.store(DV + bi * svgb + hk * svgh + offs_n[:, None] * svgt + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=keys)
 
+# %% ../../nbs/08_kernels_attention.ipynb #n667239
 @triton.jit
 def _dq_blocks(dq, q, do, lse, delta, Kh, Vh, skt, svt, offs_m, lo, hi, T, WINDOW, DILATION, scale_log2,
                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, MASKED: tl.constexpr, CAUSAL: tl.constexpr,
@@ -351,7 +355,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ,
                     BLOCK_N, BLOCK_D, True, CAUSAL, HAS_WINDOW, HAS_DILATION, PREC)
     tl.store(DQ + bi * sqgb + h * sqgh + offs_m[:, None] * sqgt + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty), mask=rows)
 
-# %% ../../nbs/08_kernels_attention.ipynb #c021
+# %% ../../nbs/08_kernels_attention.ipynb #n3cbf43
 def attention_bwd(do, q, k, v, o, lse, causal=True, window=None, dilation=1, scale=None, config=None):
     "Launch the backward kernels: (dq, dk, dv) shaped like q, k, v."
     do, q, k, v, o = _last_dim_contiguous(do, q, k, v, o)
@@ -379,6 +383,7 @@ def attention_bwd(do, q, k, v, o, lse, causal=True, window=None, dilation=1, sca
             BLOCK_M=BM, BLOCK_N=BN, BLOCK_D=D, PREC=_prec(q), num_warps=warps, num_stages=stages)
     return dq, dk, dv
 
+# %% ../../nbs/08_kernels_attention.ipynb #n3d7b4b
 class AttentionFunction(torch.autograd.Function):
     "Flash attention: the forward kernel, and the backward kernels recomputing from the saved log-sum-exp."
     @staticmethod
