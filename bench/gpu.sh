@@ -41,7 +41,7 @@ GPU=$(python3 -c "import torch; print(torch.cuda.get_device_name().replace(' ', 
   if command -v nbdev_test >/dev/null; then
     # the notebooks' tests run compiled here (DEV is cuda in each of them); Triton compiles on the CPU, one
     # notebook per worker, and a fresh machine starts with an empty cache: some 120 kernels at ~1.5 s each
-    timeout 190 nbdev_test --flags cuda --n_workers 8 --timing --path nbs --file_re '(08_kernels|09_model).*'
+    timeout 190 nbdev_test --flags cuda --n_workers 8 --timing --path nbs --file_re '(08_kernels|08_testing|09_model).*'
     echo "notebook tests: exit $?"
   else
     echo "nbdev is not installed here: run 'bash bench/gpu.sh wheels' where PyPI answers, and bring .whl/"

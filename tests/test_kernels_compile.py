@@ -1,6 +1,6 @@
 """Every Triton kernel builds for a Hopper GPU (sm_90: the H100 and H200) at the project's shapes and dtypes,
 with the block sizes and warps it takes there, and fits in its shared memory: compiled to PTX and cubin
-by Triton's own compiler and ptxas, on a machine without a GPU (`kernels.dispatch.compile_for`). The
+by Triton's own compiler and ptxas, on a machine without a GPU (`mqbench.testing.compile_for`). The
 interpreter, which runs the numerical tests on the CPU, checks none of this."""
 import json
 
@@ -9,7 +9,7 @@ import pytest
 SCRIPT = r'''
 import json, time, torch
 from mqbench.kernels import attention, linear_cross_entropy, microstructure_features, rms_norm, rope, rope_cache, swiglu
-from mqbench.kernels.dispatch import compile_for
+from mqbench.testing import compile_for
 from mqbench.model import SIZES, ModelConfig
 
 bf16, f16, f32, f64 = torch.bfloat16, torch.float16, torch.float32, torch.float64
@@ -48,7 +48,7 @@ SM90_SHARED = 227 * 1024      # the most shared memory one block may take on sm_
 
 def test_every_kernel_builds_for_hopper():
     pytest.importorskip("triton")
-    from mqbench.kernels.dispatch import run_python
+    from mqbench.testing import run_python
     r = json.loads(run_python(SCRIPT, interpret=False, timeout=1200).strip().splitlines()[-1])
     kernels = r["kernels"]
     names = {k["name"] for k in kernels}

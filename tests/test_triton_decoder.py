@@ -3,10 +3,11 @@ like the plain PyTorch one, in float32 and under bfloat16 autocast. The kernels 
 interpreter, in a subprocess, since TRITON_INTERPRET must be set before triton is imported."""
 import json
 
-from mqbench.kernels.dispatch import run_python
+from mqbench.testing import run_python
 
 COMMON = r'''
 import json, torch
+import mqbench.testing     # patches Triton's interpreter: bfloat16 through tl.dot
 from mqbench.model import Decoder, preset
 
 def decoder(backend, kernels, dtype=torch.float32):
@@ -69,7 +70,7 @@ def test_triton_kernels_under_bfloat16_autocast():
     """Under autocast (how the trainer runs on CUDA) every kernel gets bfloat16 from the projections and
     float32 from the residual stream: the loss and every gradient must be as close to the float64 truth as
     eager PyTorch under the same autocast, within 3x (the interpreter truncates float32 to bfloat16 where
-    the GPU rounds, see kernels.dispatch.bf16_factor)."""
+    the GPU rounds, see mqbench.testing.bf16_factor)."""
     r = run_interpreted(AUTOCAST)
     truth, eager, ours = r["loss"]
     assert abs(ours - truth) <= 3 * abs(eager - truth) + 1e-3, r["loss"]

@@ -11,7 +11,7 @@ import torch
 from ..core import MqbenchError
 from .dispatch import device_of, empty, gpu_sized, next_pow2, num_programs_hint, tl, triton, use_triton
 
-# %% ../../nbs/08_kernels_rms_norm.ipynb #c006
+# %% ../../nbs/08_kernels_rms_norm.ipynb #n9c5604
 def rms_norm_reference(x, weight=None, eps: float = 1e-6):
     "x (..., H) normalized by its root mean square over H, times weight (H,) if given; float32 math for half types."
     ct = torch.promote_types(x.dtype, torch.float32)
@@ -19,6 +19,7 @@ def rms_norm_reference(x, weight=None, eps: float = 1e-6):
     y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     return (y if weight is None else y * weight.to(ct)).to(x.dtype)
 
+# %% ../../nbs/08_kernels_rms_norm.ipynb #n854760
 @triton.jit
 def _rms_fwd(X, W, Y, RSTD, sx, M, H, eps, HAS_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_H: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -32,6 +33,7 @@ def _rms_fwd(X, W, Y, RSTD, sx, M, H, eps, HAS_W: tl.constexpr, BLOCK_M: tl.cons
     tl.store(Y + rows[:, None].to(tl.int64) * H + cols[None, :], y.to(Y.dtype.element_ty), mask=m)
     tl.store(RSTD + rows, rstd, mask=rows < M)
 
+# %% ../../nbs/08_kernels_rms_norm.ipynb #nee0957
 @triton.jit
 def _rms_bwd(X, W, DY, RSTD, DX, DW, sx, sdy, M, H, HAS_W: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_H: tl.constexpr):
     "Program p takes row blocks p, p + P, p + 2P, ...; its partial dweight goes to row p of DW (P, H)."
@@ -59,6 +61,7 @@ def _rms_bwd(X, W, DY, RSTD, DX, DW, sx, sdy, M, H, HAS_W: tl.constexpr, BLOCK_M
     if HAS_W:
         tl.store(DW + pid * H + cols, dw, mask=cm)
 
+# %% ../../nbs/08_kernels_rms_norm.ipynb #nd5a28e
 def _rows(x):
     x = x if x.stride(-1) == 1 else x.contiguous()
     r = x.reshape(-1, x.shape[-1])
@@ -68,6 +71,7 @@ def _blocks(H, cuda):
     bh = next_pow2(H)
     return max(1, min(16, (4096 if cuda else 1024) // bh)), bh
 
+# %% ../../nbs/08_kernels_rms_norm.ipynb #nf77b8f
 class RmsNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, eps):
@@ -98,6 +102,7 @@ class RmsNormFunction(torch.autograd.Function):
                            num_warps=4 if bh <= 1024 else 8)
         return dx.view(ctx.shape), (dw.sum(0).to(weight.dtype) if weight is not None else None), None
 
+# %% ../../nbs/08_kernels_rms_norm.ipynb #n95761a
 def rms_norm(x, weight=None, eps: float = 1e-6, *, backend: str = "auto"):
     """RMSNorm of x (..., H) over its last dim, times `weight` (H,) when given; differentiable in x and weight.
     `backend`: "auto" (Triton on CUDA, else the reference), "triton" or "torch"."""
