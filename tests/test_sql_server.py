@@ -5,7 +5,6 @@ is unset, unless MQBENCH_REQUIRE_MYSQL=1 (as in CI), when that is a failure."""
 import os, secrets, time
 
 import numpy as np
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 
