@@ -3,7 +3,7 @@ features in numpy (float64, one core) and in torch (float64; CUDA when present, 
 the Triton kernel of the book features; else the CPU), the largest difference between the two, and what
 the stages before and after cost (replay into book tables, the grid, the whole dataset written to disk).
 
-    python bench/features.py --symbols 8 --hours 1 --repeats 3
+    python bench/features.py --n-symbols 8 --hours 1 --repeats 3
 """
 import argparse, json, os, platform, statistics, tempfile, time
 from pathlib import Path
@@ -24,7 +24,7 @@ def timed(f, repeats):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--symbols", type=int, default=8)
+    ap.add_argument("--n-symbols", type=int, default=8, help="symbols in the synthetic day")
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
@@ -33,8 +33,8 @@ def main():
     import torch
     from mqbench.core import torch_device
     dev = torch_device(a.device)
-    day = synthetic_day(symbols=a.symbols, hours=a.hours, seed=0)
-    res = {"symbols": a.symbols, "hours": a.hours, "day": str(day)}
+    day = synthetic_day(symbols=a.n_symbols, hours=a.hours, seed=0)
+    res = {"symbols": a.n_symbols, "hours": a.hours, "day": str(day)}
 
     (tables, counters), t_replay, _ = timed(lambda: book_tables(day, every_ms=100), 1)
     grid, t_grid, _ = timed(lambda: grid_from_book(tables["depth"], tables["bbo"], tables["trades"], 100), a.repeats)

@@ -50,4 +50,4 @@ GPU=$(python3 -c "import torch; print(torch.cuda.get_device_name().replace(' ', 
 
 timeout 240 python3 bench/kernels.py --presets small,base,base-d128 --lengths 2048,8192 --max-seconds 190 \
   --out "$OUT/kernels-$GPU.json"
-timeout 90 python3 bench/features.py --symbols 8 --hours 0.25 --repeats 3 --out "$OUT/features-$GPU.json"
+timeout 90 python3 bench/features.py --n-symbols 8 --hours 0.25 --repeats 3 --out "$OUT/features-$GPU.json"

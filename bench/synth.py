@@ -1,7 +1,7 @@
 """Speed of the synthetic market: messages per second end to end (simulate, encode, write), plain and
 gzip, and what each stage costs on its own.
 
-    python bench/synth.py --symbols 24 --hours 6.5 --repeats 3
+    python bench/synth.py --n-symbols 24 --hours 6.5 --repeats 3
 """
 import argparse, json, os, platform, statistics, tempfile, time, zlib
 from pathlib import Path
@@ -38,21 +38,21 @@ def stages(cfg: synth.SynthConfig) -> dict:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--symbols", type=int, default=8)
+    ap.add_argument("--n-symbols", type=int, default=8, help="symbols in the synthetic day")
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth.json"), help="where to record the results")
     a = ap.parse_args()
-    res = {"symbols": a.symbols, "hours": a.hours}
+    res = {"symbols": a.n_symbols, "hours": a.hours}
     with tempfile.TemporaryDirectory() as d:
         synth.generate(Path(d) / "warmup.itch", hours=0.01, preopen_minutes=0.5)   # compile / load caches
         for name in ("day.itch", "day.itch.gz"):
-            runs = [synth.generate(Path(d) / name, symbols=a.symbols, hours=a.hours) for _ in range(a.repeats)]
+            runs = [synth.generate(Path(d) / name, symbols=a.n_symbols, hours=a.hours) for _ in range(a.repeats)]
             res[name] = {"messages": runs[0]["messages"], "bytes": runs[0]["bytes"],
                          "seconds_median": statistics.median(r["seconds"] for r in runs),
                          "msgs_per_s_median": statistics.median(r["messages_per_s"] for r in runs),
                          "msgs_per_s_runs": [r["messages_per_s"] for r in runs]}
-    res["stages_alone"] = stages(synth.SynthConfig(symbols=a.symbols, hours=a.hours))
+    res["stages_alone"] = stages(synth.SynthConfig(symbols=a.n_symbols, hours=a.hours))
     res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
     res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     print(json.dumps(res, indent=2))
