@@ -226,7 +226,7 @@ def grid_from_candles(candles: pd.DataFrame, symbols=None) -> Grid:
 @dataclass(frozen=True)
 class FeatureConfig:
     "Which feature groups, and their lookbacks and windows (in ticks)."
-    groups: tuple = ("basic", "spread", "imbalance", "momentum", "volume", "volatility", "flow", "cross")
+    groups: tuple = ("basic", "spread", "imbalance", "momentum", "volume", "volatility", "flow", "cross")  # which groups
     depths: tuple = (1, 3, 5, 10)             # imbalance: cumulative book depth in levels
     imbalance_change: int = 10                # imbalance: change over this many ticks
     lookbacks: tuple = (1, 5, 10, 50, 100, 300)   # momentum: return lookbacks
@@ -236,7 +236,7 @@ class FeatureConfig:
     flow_windows: tuple = (1, 10, 100)        # flow: aggressor imbalance
     ofi_windows: tuple = (1, 10, 50, 100, 300)    # flow: best-level order-flow imbalance
     deep_ofi_windows: tuple = (10, 100)       # flow: order-flow imbalance of the top `deep_levels`
-    deep_levels: int = 5
+    deep_levels: int = 5                      # flow: book levels of the deep order-flow imbalance
     vpin_windows: tuple = (50, 300)           # flow: VPIN-style toxicity
     pressure_depths: tuple = (5, 10)          # flow: distance-weighted book pressure
     kyle_windows: tuple = (100, 300)          # flow: price impact of signed volume
@@ -683,11 +683,11 @@ class DatasetConfig:
     stride: int = 1                  # a window every `stride` ticks
     warmup: int | None = None        # ticks of history before a window may start; None: the longest feature lookback
     clip: float | None = 10.0        # clip normalized features to +-clip (None: no clip)
-    jsonl_features: tuple = ("mid", "spread_bps", "imb_1", "ret_1", "ofi_1", "aggr_10", "volume_10", "rv_50")
+    jsonl_features: tuple = ("mid", "spread_bps", "imb_1", "ret_1", "ofi_1", "aggr_10", "volume_10", "rv_50")  # in JSONL
     jsonl_stride: int | None = None  # a JSONL record every this many ticks; None: sequence_length (no overlap)
-    jsonl_digits: int = 5
+    jsonl_digits: int = 5               # significant digits of the JSONL numbers
     prefix: str = "itch"             # JSONL files are {prefix}_{split}.jsonl
-    features: FeatureConfig = field(default_factory=FeatureConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)   # which features, their lookbacks and windows
 
     def __post_init__(self):
         if self.horizon_ms is None: object.__setattr__(self, "horizon_ms", float(5 * self.every_ms))

@@ -23,7 +23,7 @@ class OptimConfig:
     muon_lr: float = 0.02           # Muon: hidden matrices (update RMS scaled as in Keller Jordan's original)
     weight_decay: float = 0.0       # decoupled, on matrices only
     betas: tuple = (0.9, 0.95)      # AdamW
-    muon_momentum: float = 0.95
+    muon_momentum: float = 0.95         # Muon: Nesterov momentum of its updates
     use_muon: bool = True           # False: AdamW for everything
     warmup_steps: int = 20          # linear warmup from 0
     total_steps: int = 1000         # cosine decay ends here
