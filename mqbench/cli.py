@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatt
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
            'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
 
-# %% ../nbs/20_cli.ipynb #nd99ec8
+# %% ../nbs/20_cli.ipynb #n4a38cb
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
 
 def command(add):
@@ -25,7 +25,8 @@ def command(add):
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     "Help that shows an option's default, except where there is nothing to show (None, a flag that is off)."
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or action.required or "%(default)" in (action.help or ""):
+        nothing = action.default is None or action.default is False or action.default is argparse.SUPPRESS   # not 0 or 0.0
+        if nothing or action.required or "%(default)" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS: add(sub)
     return p
 
-# %% ../nbs/20_cli.ipynb #n5356d2
+# %% ../nbs/20_cli.ipynb #n6fe37a
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command (and of `python -m mqbench.train`)."
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/20_cli.ipynb #n5f49fe
+# %% ../nbs/20_cli.ipynb #ndf28dd
 @dataclasses.dataclass(frozen=True)
 class ConfigField:
     "One field of a config dataclass, as its source declares it."
@@ -81,7 +82,7 @@ def _imported(tree: ast.Module, module: str) -> dict:
             out.update({a.asname or a.name: base for a in n.names})
     return out
 
-# %% ../nbs/20_cli.ipynb #nc56dd8
+# %% ../nbs/20_cli.ipynb #nc88235
 def _default(value: ast.expr, module: str, imports: dict):
     "(default, nested) of a field's default expression: a literal, or field(default_factory=...)."
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
@@ -108,7 +109,7 @@ def config_fields(module: str, name: str) -> tuple:
             out.append(ConfigField(n.target.id, ast.unparse(n.annotation), default, notes.get(n.end_lineno, ""), nested))
     return tuple(out)
 
-# %% ../nbs/20_cli.ipynb #na91d57
+# %% ../nbs/20_cli.ipynb #n36eb1b
 def _caster(typ: str):
     def cast(text: str): return cast_value(text, typ)
     cast.__name__ = typ or "value"                        # argparse names it in "invalid float | None value: 'x'"
@@ -134,7 +135,7 @@ def config_values(ns: argparse.Namespace, fields_: list, prefix: str = "") -> di
     vals = {f.name: getattr(ns, prefix + f.name) for f in fields_}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
 
-# %% ../nbs/20_cli.ipynb #n66087b
+# %% ../nbs/20_cli.ipynb #nefd0bc
 class Deprecated(argparse.Action):
     "An old spelling of an option: stores into the new option's destination and says what to use instead."
     def __init__(self, option_strings, dest, *, new: str, **kw):
@@ -151,7 +152,7 @@ def out_option(p, help: str, *, required: bool = True, old=()):
     for o in old: p.add_argument(o, dest="out", action=Deprecated, new="--out")
     if required: p.set_defaults(_required=(("--out", "out"),), _parser=p)
 
-# %% ../nbs/20_cli.ipynb #n98d080
+# %% ../nbs/20_cli.ipynb #nc67468
 def _itch_stats(a):
     from mqbench import itch
     print(json.dumps(itch.stats(a.file, errors=a.errors), indent=2))
@@ -170,7 +171,7 @@ def symbols_option(p, help: str = "only these symbols", old=()):
     p.add_argument("--symbols", nargs="+", metavar="SYM", default=None, help=help)
     for o in old: p.add_argument(o, dest="symbols", nargs="+", action=Deprecated, new="--symbols")
 
-# %% ../nbs/20_cli.ipynb #nf35f50
+# %% ../nbs/20_cli.ipynb #n371f45
 @command
 def _itch_parser(sub):
     itch = subparser(sub, "itch", "read NASDAQ TotalView-ITCH 5.0 files", "Read NASDAQ TotalView-ITCH 5.0 files (plain or gzip).")
@@ -192,7 +193,7 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
-# %% ../nbs/20_cli.ipynb #n8f616d
+# %% ../nbs/20_cli.ipynb #n1e22a3
 def _synth(a):
     from mqbench import synth
     print(json.dumps(synth.generate(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed), indent=2, default=str))
@@ -211,7 +212,7 @@ def _synth_parser(sub):
     day_options(sy)
     sy.set_defaults(func=_synth)
 
-# %% ../nbs/20_cli.ipynb #n76546e
+# %% ../nbs/20_cli.ipynb #n1840f4
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
@@ -231,7 +232,7 @@ def _demo_parser(sub):
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)
 
-# %% ../nbs/20_cli.ipynb #n12c434
+# %% ../nbs/20_cli.ipynb #n8389b8
 SOURCE_DEFAULTS = {"binance": {"every_ms": 1000.0}, "ohlc": {"sequence_length": 50, "horizon_ticks": 1}}
 
 def dataset_options(p, source: str):
@@ -255,7 +256,7 @@ def dataset_config(a, prefix: str):
     ds, ft = a._dataset_fields
     return DatasetConfig(**config_values(a, ds, "ds_"), prefix=prefix, features=FeatureConfig(**config_values(a, ft, "ft_")))
 
-# %% ../nbs/20_cli.ipynb #naa4ded
+# %% ../nbs/20_cli.ipynb #n72b290
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
     print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
@@ -272,7 +273,7 @@ def _prepare_with(run):
         _print_dataset(run(prepare, a, out, dict(overwrite=a.overwrite, backend=a.backend)), out)
     return handler
 
-# %% ../nbs/20_cli.ipynb #n29585f
+# %% ../nbs/20_cli.ipynb #ne3c455
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -311,7 +312,7 @@ def _prepare_parser(sub):
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
-# %% ../nbs/20_cli.ipynb #n65083a
+# %% ../nbs/20_cli.ipynb #n144348
 def _tokenize(a):
     "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
@@ -348,7 +349,7 @@ def _tokenize_parser(sub):
     t.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     t.set_defaults(func=_tokenize)
 
-# %% ../nbs/20_cli.ipynb #nd4f3dd
+# %% ../nbs/20_cli.ipynb #ne2532f
 TRAIN_FLAGS = {"use_muon": "muon"}       # option names that differ from their field's: --muon/--no-muon
 
 def _train_options(p):
@@ -360,7 +361,7 @@ def _train_options(p):
                    help="a model config override, e.g. n_embd=64 (a decoder) or hidden=64 (a classifier); repeat for more")
     p.set_defaults(_train_fields=(a, b), _parser=p, _required=(("--data", "t_data"),))
 
-# %% ../nbs/20_cli.ipynb #ndf1460
+# %% ../nbs/20_cli.ipynb #n44bc52
 def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
@@ -385,7 +386,7 @@ def train_config(a):
     optim = OptimConfig(**config_values(a, of, "o_"))
     return TrainConfig(**{**t, "model": model_overrides(a.set, t["task"], t["classifier"]), "optim": optim})
 
-# %% ../nbs/20_cli.ipynb #na866dd
+# %% ../nbs/20_cli.ipynb #n721dc2
 def _train(a):
     from mqbench.train import is_rank_zero, train
     summary = train(train_config(a))

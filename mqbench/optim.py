@@ -24,7 +24,7 @@ class OptimConfig:
     weight_decay: float = 0.0       # decoupled, on matrices only
     betas: tuple = (0.9, 0.95)      # AdamW
     muon_momentum: float = 0.95         # Muon: Nesterov momentum of its updates
-    use_muon: bool = True           # False: AdamW for everything
+    use_muon: bool = True           # Muon for the hidden matrices; False: AdamW for everything
     warmup_steps: int = 20          # linear warmup from 0
     total_steps: int = 1000         # cosine decay ends here
     min_lr_ratio: float = 0.1       # the floor, as a fraction of the peak
