@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatt
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
            'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
 
-# %% ../nbs/20_cli.ipynb #n4a38cb
+# %% ../nbs/20_cli.ipynb #nc19b7c
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
 
 def command(add):
@@ -25,7 +25,8 @@ def command(add):
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     "Help that shows an option's default, except where there is nothing to show (None, a flag that is off)."
     def _get_help_string(self, action):
-        nothing = action.default is None or action.default is False or action.default is argparse.SUPPRESS   # not 0 or 0.0
+        d = action.default
+        nothing = d is None or d is False or d is argparse.SUPPRESS or (isinstance(d, str) and not d)   # 0 and 0.0 do show
         if nothing or action.required or "%(default)" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS: add(sub)
     return p
 
-# %% ../nbs/20_cli.ipynb #n6fe37a
+# %% ../nbs/20_cli.ipynb #n1ae8be
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command (and of `python -m mqbench.train`)."
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/20_cli.ipynb #ndf28dd
+# %% ../nbs/20_cli.ipynb #nb35762
 @dataclasses.dataclass(frozen=True)
 class ConfigField:
     "One field of a config dataclass, as its source declares it."
@@ -82,7 +83,7 @@ def _imported(tree: ast.Module, module: str) -> dict:
             out.update({a.asname or a.name: base for a in n.names})
     return out
 
-# %% ../nbs/20_cli.ipynb #nc88235
+# %% ../nbs/20_cli.ipynb #n77e5e4
 def _default(value: ast.expr, module: str, imports: dict):
     "(default, nested) of a field's default expression: a literal, or field(default_factory=...)."
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
@@ -109,11 +110,17 @@ def config_fields(module: str, name: str) -> tuple:
             out.append(ConfigField(n.target.id, ast.unparse(n.annotation), default, notes.get(n.end_lineno, ""), nested))
     return tuple(out)
 
-# %% ../nbs/20_cli.ipynb #n36eb1b
+# %% ../nbs/20_cli.ipynb #n7689e1
 def _caster(typ: str):
     def cast(text: str): return cast_value(text, typ)
     cast.__name__ = typ or "value"                        # argparse names it in "invalid float | None value: 'x'"
     return cast
+
+def _tuple_shape(f: ConfigField) -> dict:
+    "nargs and the element caster of a tuple field: from `tuple[float, float]`, else from its default's elements."
+    args = [a.strip() for a in f.type[len("tuple["):-1].split(",")] if f.type.startswith("tuple[") else []
+    elem = args[0] if args else (type(f.default[0]).__name__ if f.default else None)
+    return {"nargs": len(args) if args and "..." not in args else "+", "type": _caster(elem)}
 
 def add_config_options(p, module: str, name: str, *, prefix: str = "", skip=(), defaults=None, flags=None, aliases=None) -> list:
     """Add an option per field of config `name` of `module` to parser (or group) `p`; nested configs are skipped
@@ -125,7 +132,7 @@ def add_config_options(p, module: str, name: str, *, prefix: str = "", skip=(), 
         opts = ["--" + flags.get(f.name, f.name).replace("_", "-"), *aliases.get(f.name, ())]
         kw = dict(dest=prefix + f.name, default=defaults.get(f.name, f.default), help=f.help or f.name.replace("_", " "))
         if f.type == "bool": p.add_argument(*opts, action=argparse.BooleanOptionalAction, **kw)
-        elif f.type.startswith("tuple"): p.add_argument(*opts, nargs="+", type=_caster(None), metavar=f.name.upper(), **kw)
+        elif f.type.startswith("tuple"): p.add_argument(*opts, **_tuple_shape(f), metavar=f.name.upper(), **kw)
         else: p.add_argument(*opts, type=_caster(f.type), metavar=f.name.upper(), **kw)
         added.append(f)
     return added
@@ -135,7 +142,7 @@ def config_values(ns: argparse.Namespace, fields_: list, prefix: str = "") -> di
     vals = {f.name: getattr(ns, prefix + f.name) for f in fields_}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
 
-# %% ../nbs/20_cli.ipynb #nefd0bc
+# %% ../nbs/20_cli.ipynb #n5c230b
 class Deprecated(argparse.Action):
     "An old spelling of an option: stores into the new option's destination and says what to use instead."
     def __init__(self, option_strings, dest, *, new: str, **kw):
@@ -144,6 +151,7 @@ class Deprecated(argparse.Action):
 
     def __call__(self, parser, ns, values, option_string=None):
         print(f"mqbench: {option_string} is deprecated and will be removed; use {self.new}", file=sys.stderr)
+        if self.nargs == "+" and isinstance(getattr(ns, self.dest, None), list): values = getattr(ns, self.dest) + values
         setattr(ns, self.dest, values)
 
 def out_option(p, help: str, *, required: bool = True, old=()):
@@ -152,7 +160,7 @@ def out_option(p, help: str, *, required: bool = True, old=()):
     for o in old: p.add_argument(o, dest="out", action=Deprecated, new="--out")
     if required: p.set_defaults(_required=(("--out", "out"),), _parser=p)
 
-# %% ../nbs/20_cli.ipynb #nc67468
+# %% ../nbs/20_cli.ipynb #n2d3723
 def _itch_stats(a):
     from mqbench import itch
     print(json.dumps(itch.stats(a.file, errors=a.errors), indent=2))
@@ -168,10 +176,10 @@ def _itch_book(a):
 
 def symbols_option(p, help: str = "only these symbols", old=()):
     "`--symbols NAME ...` (`old` spellings deprecated)."
-    p.add_argument("--symbols", nargs="+", metavar="SYM", default=None, help=help)
+    p.add_argument("--symbols", nargs="+", action="extend", metavar="SYM", default=None, help=help)
     for o in old: p.add_argument(o, dest="symbols", nargs="+", action=Deprecated, new="--symbols")
 
-# %% ../nbs/20_cli.ipynb #n371f45
+# %% ../nbs/20_cli.ipynb #n54d6b8
 @command
 def _itch_parser(sub):
     itch = subparser(sub, "itch", "read NASDAQ TotalView-ITCH 5.0 files", "Read NASDAQ TotalView-ITCH 5.0 files (plain or gzip).")
@@ -193,7 +201,7 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
-# %% ../nbs/20_cli.ipynb #n1e22a3
+# %% ../nbs/20_cli.ipynb #n108124
 def _synth(a):
     from mqbench import synth
     print(json.dumps(synth.generate(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed), indent=2, default=str))
@@ -212,7 +220,7 @@ def _synth_parser(sub):
     day_options(sy)
     sy.set_defaults(func=_synth)
 
-# %% ../nbs/20_cli.ipynb #n1840f4
+# %% ../nbs/20_cli.ipynb #n3df6ba
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
@@ -232,7 +240,7 @@ def _demo_parser(sub):
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)
 
-# %% ../nbs/20_cli.ipynb #n8389b8
+# %% ../nbs/20_cli.ipynb #n91219c
 SOURCE_DEFAULTS = {"binance": {"every_ms": 1000.0}, "ohlc": {"sequence_length": 50, "horizon_ticks": 1}}
 
 def dataset_options(p, source: str):
@@ -256,7 +264,7 @@ def dataset_config(a, prefix: str):
     ds, ft = a._dataset_fields
     return DatasetConfig(**config_values(a, ds, "ds_"), prefix=prefix, features=FeatureConfig(**config_values(a, ft, "ft_")))
 
-# %% ../nbs/20_cli.ipynb #n72b290
+# %% ../nbs/20_cli.ipynb #n4683a2
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
     print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
@@ -273,7 +281,7 @@ def _prepare_with(run):
         _print_dataset(run(prepare, a, out, dict(overwrite=a.overwrite, backend=a.backend)), out)
     return handler
 
-# %% ../nbs/20_cli.ipynb #ne3c455
+# %% ../nbs/20_cli.ipynb #n90a1ee
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -312,7 +320,7 @@ def _prepare_parser(sub):
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
-# %% ../nbs/20_cli.ipynb #n144348
+# %% ../nbs/20_cli.ipynb #n5683a3
 def _tokenize(a):
     "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
@@ -349,19 +357,20 @@ def _tokenize_parser(sub):
     t.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     t.set_defaults(func=_tokenize)
 
-# %% ../nbs/20_cli.ipynb #ne2532f
-TRAIN_FLAGS = {"use_muon": "muon"}       # option names that differ from their field's: --muon/--no-muon
+# %% ../nbs/20_cli.ipynb #n2d3dc5
+TRAIN_FLAGS = {"use_muon": "muon", "symbol": "symbols"}     # option names that differ from their field's
 
 def _train_options(p):
     a = add_config_options(p, "mqbench.train", "TrainConfig", prefix="t_", flags=TRAIN_FLAGS)
     g = p.add_argument_group("optimizer options (OptimConfig; the schedule spans --steps)")
     b = add_config_options(g, "mqbench.optim", "OptimConfig", prefix="o_", skip=("total_steps",), flags=TRAIN_FLAGS)
     g.add_argument("--warmup", dest="o_warmup_steps", type=int, action=Deprecated, new="--warmup-steps")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+    p.add_argument("--symbol", dest="t_symbol", action=Deprecated, new="--symbols")
+    p.add_argument("--set", action="append", default=None, metavar="FIELD=VALUE",
                    help="a model config override, e.g. n_embd=64 (a decoder) or hidden=64 (a classifier); repeat for more")
     p.set_defaults(_train_fields=(a, b), _parser=p, _required=(("--data", "t_data"),))
 
-# %% ../nbs/20_cli.ipynb #n44bc52
+# %% ../nbs/20_cli.ipynb #nd2b350
 def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
@@ -384,9 +393,9 @@ def train_config(a):
     tf, of = a._train_fields
     t = config_values(a, tf, "t_")
     optim = OptimConfig(**config_values(a, of, "o_"))
-    return TrainConfig(**{**t, "model": model_overrides(a.set, t["task"], t["classifier"]), "optim": optim})
+    return TrainConfig(**{**t, "model": model_overrides(a.set or [], t["task"], t["classifier"]), "optim": optim})
 
-# %% ../nbs/20_cli.ipynb #n721dc2
+# %% ../nbs/20_cli.ipynb #n03c584
 def _train(a):
     from mqbench.train import is_rank_zero, train
     summary = train(train_config(a))
@@ -394,7 +403,7 @@ def _train(a):
 
 def _generate(a):
     from mqbench.runs import generate_from_run
-    out = generate_from_run(a.run, a.n, top_k=a.top_k, temperature=a.temperature, seed=a.seed, symbol=a.symbols[0] if a.symbols else None)
+    out = generate_from_run(a.run, a.n, top_k=a.top_k, temperature=a.temperature, seed=a.seed, symbol=a.symbols)
     print(f"{len(out['tokens'])} tokens for {out['symbol']} from {out['checkpoint']}")
     print(out["decoded"].to_string(max_rows=a.show))
 
@@ -411,7 +420,8 @@ def _train_parser(sub):
     g.add_argument("--top-k", type=int, default=16, help="sample among the k most likely tokens")
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     g.add_argument("--seed", type=int, default=0, help="the sampler's seed")
-    symbols_option(g, "the symbol to generate for (default: the run's)", old=("--symbol",))
+    g.add_argument("--symbols", metavar="SYM", default=None, help="the symbol to generate for (default: the run's)")
+    g.add_argument("--symbol", dest="symbols", action=Deprecated, new="--symbols")
     g.add_argument("--show", type=int, default=20, help="decoded rows to print")
     g.set_defaults(func=_generate)
 

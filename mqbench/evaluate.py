@@ -279,7 +279,7 @@ def backtest(run_dir, split: str = "test", *, which: str = "best", max_windows: 
     loss (nats/token), perplexity, top-1 and top-5, per decoded field, and per symbol. `max_windows`: an evenly
     spaced subset of the split's windows (all by default); `symbols`: only these symbols' windows."""
     t0 = time.perf_counter()
-    model, info = load_run_model(run_dir, which, device)
+    model, info = load_run_model(run_dir, which, device, task="lm")
     data, V = Path(info["data"]), info["vocab_size"]
     wins = load_tokens(data, split, mmap=False)
     sym = pd.read_parquet(data / f"{split}_windows.parquet", columns=["symbol"])["symbol"].astype(str).to_numpy()
@@ -337,7 +337,7 @@ def rollouts(run_dir, split: str = "test", *, n_contexts: int = 16, context: int
     """Generate `horizon` tokens after `n_contexts` real contexts of `context` tokens (a symbol's SEP and the
     tokens before the cut) taken evenly over the held-out split (`symbols`: only theirs), and keep the real `horizon` tokens that came
     next; both decoded into the tokenizer's fields."""
-    model, info = load_run_model(run_dir, which, device)
+    model, info = load_run_model(run_dir, which, device, task="lm")
     data = Path(info["data"])
     if not 2 <= context <= info["block_size"]:
         raise MqbenchError(f"context {context}: must be 2..{info['block_size']} (the model's block size)")

@@ -679,7 +679,7 @@ class DatasetConfig:
     horizon_ticks: int | None = None # the horizon in ticks instead (bars for candles)
     threshold_bps: float = 5.0       # NEUTRAL band: |move| <= threshold
     spread_scale: float | None = None    # instead: the band is this multiple of the spread in bps at the tick
-    fractions: tuple = (0.8, 0.1, 0.1)   # train, eval, test, chronologically
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)   # train, eval, test, chronologically
     stride: int = 1                  # a window every `stride` ticks
     warmup: int | None = None        # ticks of history before a window may start; None: the longest feature lookback
     clip: float | None = 10.0        # clip normalized features to +-clip (None: no clip)

@@ -22,7 +22,7 @@ class OptimConfig:
     lr: float = 3e-3                # AdamW: embeddings, head, norms
     muon_lr: float = 0.02           # Muon: hidden matrices (update RMS scaled as in Keller Jordan's original)
     weight_decay: float = 0.0       # decoupled, on matrices only
-    betas: tuple = (0.9, 0.95)      # AdamW
+    betas: tuple[float, float] = (0.9, 0.95)   # AdamW
     muon_momentum: float = 0.95         # Muon: Nesterov momentum of its updates
     use_muon: bool = True           # Muon for the hidden matrices; False: AdamW for everything
     warmup_steps: int = 20          # linear warmup from 0

@@ -20,6 +20,7 @@ from .model import Decoder, ModelConfig, generate, load_model, preset, save_mode
 from .optim import OptimConfig, Optimizer
 from .runs import checkpoint_path, data_vocab, dataset_fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint
 from .runs import tokenizer_fingerprint, window_symbols
+from .runs import decode_tokens, generate_from_run, load_run_model  # noqa: F401 (their old home still answers)
 from .tokenize import PAD, load_tokenizer, load_tokens, unigram_cross_entropy
 
 # %% auto #0
@@ -90,6 +91,8 @@ class TrainConfig:
         if self.resume and not self.out: raise MqbenchError("resume needs the run folder to continue (out)")
         if bad := sorted(set(self.model) & {"vocab_size", "block_size"}):
             raise MqbenchError(f"model overrides {bad}: the vocabulary and the context come from the data's manifest")
+        if self.task == "classify" and (bad := sorted(set(self.model) & {"n_features", "sequence_length", "n_classes"})):
+            raise MqbenchError(f"model overrides {bad}: the window's shape comes from the dataset, the three classes from its labels")
 
     @property
     def lr_factor(self) -> float: return self.lr_scale if self.lr_scale is not None else STAGE_LR_SCALE[self.stage]
@@ -130,7 +133,7 @@ class Windows:
         "`n` positions spread evenly over the rows (all of them when there are fewer): the validation windows."
         return evenly_spaced(len(self), n)
 
-# %% ../nbs/11_train.ipynb #n80254c
+# %% ../nbs/11_train.ipynb #nbffaeb
 class Sampler:
     "Global batches of window positions: each epoch a permutation from a seeded generator; resumable exactly."
     def __init__(self, n: int, seed: int):
@@ -269,11 +272,12 @@ def _mlflow(cfg: TrainConfig, run_dir: Path, run_id: str):
 def _check_resume(old: dict, new: TrainConfig, path: Path):
     "A resumed run must train as the one it continues; a few settings may change."
     free = {"resume", "overwrite", "device", "compile", "mlflow", "log_every", "steps", "keep_checkpoints", "out"}
+    old = {**json.loads(json.dumps(TrainConfig().to_json())), **old}      # a run written before a field existed had its default
     new = json.loads(json.dumps(new.to_json()))
     if diff := sorted(k for k in new if k not in free and old.get(k) != new[k]):
         raise MqbenchError(f"{path}: cannot resume with other settings: " + "; ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in diff))
 
-# %% ../nbs/11_train.ipynb #ne63e89
+# %% ../nbs/11_train.ipynb #nebc725
 class LMTask:
     "The next-token objective over a token dataset's windows: the stages pretrain, midtrain, SFT and RL."
     units, baseline = "tokens", "unigram"           # what a step's loss is averaged over; the baseline's name
@@ -298,7 +302,7 @@ class LMTask:
         self.ref = self.values = None
         self.value_scale = 1.0
 
-# %% ../nbs/11_train.ipynb #n29127e
+# %% ../nbs/11_train.ipynb #n41b1a7
 @patch
 def load_windows(self: LMTask, batch_size: int):
     "The train and validation windows, the validation positions, the unigram baseline, the token values (sft, rl)."
@@ -324,7 +328,7 @@ def _targets(w: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     if cfg.stage in ("sft", "rl"): y = y[:, -cfg.horizon:]
     return y[y != PAD].astype(np.int64)
 
-# %% ../nbs/11_train.ipynb #na474dd
+# %% ../nbs/11_train.ipynb #n6b276f
 @patch
 def init_checkpoint(self: LMTask) -> Path | None:
     "The final checkpoint of init_from, refused when its tokenizer is not this data's."
@@ -359,7 +363,7 @@ def attach(self: LMTask, model: Decoder, mc: ModelConfig):
 def save_weights(self: LMTask, model: Decoder, folder: Path):
     save_model(model, folder, tokenizer=self.tok_ref, data=self.data_ref)
 
-# %% ../nbs/11_train.ipynb #n4c0c78
+# %% ../nbs/11_train.ipynb #n46f5e0
 @patch
 def step_units(self: LMTask, train_ids: np.ndarray) -> tuple[int, int]:
     "(what this step's loss is averaged over, tokens the step reads) for the global batch `train_ids`."
@@ -377,7 +381,7 @@ def loss(self: LMTask, trainer, w: torch.Tensor, seed: int):
     if self.stage == "rl": return _rl_loss(self, trainer, w, seed)
     return ce_sum(trainer.model, *lm_targets(w, self.stage, self.H)), {}
 
-# %% ../nbs/11_train.ipynb #ncf18c9
+# %% ../nbs/11_train.ipynb #n41fca6
 @patch
 def eval_sums(self: LMTask, model, ids) -> torch.Tensor:
     "Summed loss, targets, correct trajectory tokens, trajectory return nmse, windows (float64) of validation windows `ids`."
@@ -398,7 +402,7 @@ def eval_record(self: LMTask, s: torch.Tensor) -> dict:
     if self.stage in ("sft", "rl"): rec.update(traj_acc=(s[2] / s[4]).item(), traj_return_nmse=(s[3] / s[4]).item())
     return rec
 
-# %% ../nbs/11_train.ipynb #n14b3c7
+# %% ../nbs/11_train.ipynb #n3d85be
 @patch
 def run_info(self: LMTask) -> dict:
     return {"tokenizer": self.tok_ref, "data": {**self.data_ref, "manifest_created_utc": self.manifest.get("created_utc")}}
@@ -407,7 +411,7 @@ def run_info(self: LMTask) -> dict:
 def manifest_data(self: LMTask) -> dict:
     return {"path": self.cfg.data, "vocab_size": self.V, "block_size": self.T, "tokenizer": self.fingerprint}
 
-# %% ../nbs/11_train.ipynb #nc31eca
+# %% ../nbs/11_train.ipynb #n980b2e
 class FeatureWindows:
     "The windows of one split of a feature dataset as a classifier reads them: (b, L, F) float32 and (b,) labels."
     def __init__(self, data, split: str):
@@ -423,7 +427,7 @@ class FeatureWindows:
 
     def spaced(self, n: int) -> np.ndarray: return evenly_spaced(len(self), n)
 
-# %% ../nbs/11_train.ipynb #n8eec3a
+# %% ../nbs/11_train.ipynb #n1b2e7d
 def macro_f1(confusion: np.ndarray) -> float:
     "Macro-F1 of a confusion matrix (rows: true class, columns: predicted), over the classes seen in either."
     c = np.asarray(confusion, np.float64)
@@ -432,7 +436,7 @@ def macro_f1(confusion: np.ndarray) -> float:
     f1 = np.divide(2 * tp, true + pred, out=np.zeros_like(tp), where=seen)
     return float(f1[seen].mean()) if seen.any() else 0.0
 
-# %% ../nbs/11_train.ipynb #n9e78ed
+# %% ../nbs/11_train.ipynb #n9f44e0
 class ClassifyTask:
     "The label (DOWN, NEUTRAL, UP) of a feature dataset's windows, by a classifier from classifiers.CLASSIFIERS."
     units, baseline, stage, parts = "windows", "prior", "classify", ()
@@ -457,7 +461,7 @@ class ClassifyTask:
         prior = (np.bincount(self.train_w.labels, minlength=3) + 1.0) / (len(self.train_w) + 3.0)
         self.baseline_loss = float(-np.log(prior[self.eval_w.labels[self.eval_ids]]).mean())
 
-# %% ../nbs/11_train.ipynb #n0219d7
+# %% ../nbs/11_train.ipynb #n6faa20
 @patch
 def init_checkpoint(self: ClassifyTask) -> Path | None:
     if not self.cfg.init_from: return None
@@ -496,7 +500,7 @@ def save_weights(self: ClassifyTask, model, folder: Path):
 @patch
 def attach(self: ClassifyTask, model, mc): "Nothing to attach: a classifier has no reference model."
 
-# %% ../nbs/11_train.ipynb #nc1b912
+# %% ../nbs/11_train.ipynb #n2781be
 @patch
 def step_units(self: ClassifyTask, train_ids: np.ndarray) -> tuple[int, int]:
     return len(train_ids), len(train_ids)
@@ -531,14 +535,14 @@ def run_info(self: ClassifyTask) -> dict: return {"dataset": self.ds_ref}
 @patch
 def manifest_data(self: ClassifyTask) -> dict: return self.ds_ref
 
-# %% ../nbs/11_train.ipynb #ne57782
+# %% ../nbs/11_train.ipynb #n0d774e
 TASK_CLASSES = {"lm": LMTask, "classify": ClassifyTask}
 
 def make_task(cfg: TrainConfig, device: torch.device):
     "The task `cfg.task` names, its data read and its config resolved against the data."
     return TASK_CLASSES[cfg.task](cfg, device)
 
-# %% ../nbs/11_train.ipynb #n92fbb0
+# %% ../nbs/11_train.ipynb #n832f02
 class Trainer:
     "One run of one task (and stage); `fit()` trains it and returns the summary."
     def __init__(self, cfg: TrainConfig):
@@ -559,7 +563,7 @@ class Trainer:
         self._wrap_model()
         self._open_log(resume_ck)
 
-# %% ../nbs/11_train.ipynb #n4d843e
+# %% ../nbs/11_train.ipynb #n25000c
 @patch
 def _join_processes(self: Trainer, device):
     self.made_group = _init_distributed(device)
@@ -577,7 +581,7 @@ def _name_run_folder(self: Trainer) -> Path:
 def _run_id(cfg: TrainConfig) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.stage if cfg.task == 'lm' else cfg.task}-{os.urandom(2).hex()}"
 
-# %% ../nbs/11_train.ipynb #n698a23
+# %% ../nbs/11_train.ipynb #nb23766
 @patch
 def _prepare_folder(self: Trainer) -> Path | None:
     "Create (or check, for resume) the run folder; the checkpoint to resume from, if any."
@@ -597,7 +601,7 @@ def _prepare_folder(self: Trainer) -> Path | None:
         d.mkdir(parents=True, exist_ok=True)
     return None
 
-# %% ../nbs/11_train.ipynb #n275247
+# %% ../nbs/11_train.ipynb #n3fbf03
 @patch
 def _build_model(self: Trainer, resume_ck: Path | None):
     cfg = self.cfg
@@ -626,7 +630,7 @@ def _restore(self: Trainer, resume_ck: Path | None):
     self.step = st.pop("step"); st.pop("sampler"); st.pop("rng")
     self.state.update(st)
 
-# %% ../nbs/11_train.ipynb #n87c52c
+# %% ../nbs/11_train.ipynb #n3bcd90
 @patch
 def _wrap_model(self: Trainer):
     self.model = self.raw
@@ -657,7 +661,7 @@ def _manifest(self: Trainer, status: str, summary: dict | None = None):
                    counts={"steps": self.step, self.task.units: self.state[self.task.units]}, status=status,
                    data=self.task.manifest_data(), model=self.mc.to_json(), init_from=self.cfg.init_from, summary=summary)
 
-# %% ../nbs/11_train.ipynb #nf56f5a
+# %% ../nbs/11_train.ipynb #nb6b607
 @patch
 def _autocast(self: Trainer):
     if self.device.type == "cuda" and self.cfg.bf16: return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -697,7 +701,7 @@ def _mix(*xs) -> int:
     for x in xs: h = (h * 1_000_003 + int(x) + 1) % (1 << 62)
     return h
 
-# %% ../nbs/11_train.ipynb #neb82b3
+# %% ../nbs/11_train.ipynb #n16ebdb
 def _rl_loss(task: LMTask, trainer: Trainer, w: torch.Tensor, seed: int):
     "The summed RL loss of windows w (b, T) and its parts (sums over the b * K samples)."
     cfg, T, H, K = task.cfg, task.T, task.H, task.cfg.rl_samples
@@ -716,7 +720,7 @@ def _rl_loss(task: LMTask, trainer: Trainer, w: torch.Tensor, seed: int):
     per = -adv * lp.mean(-1) + cfg.kl_coef * kl
     return per.sum(), {"reward": r.sum().item(), "kl": kl.sum().item()}
 
-# %% ../nbs/11_train.ipynb #n989222
+# %% ../nbs/11_train.ipynb #nedebd4
 @patch
 def evaluate(self: Trainer) -> dict:
     "The task's validation record over the validation windows, all ranks together."
@@ -749,7 +753,7 @@ def _checkpoint(self: Trainer):
                              save_weights=self.task.save_weights, keep=self.cfg.keep_checkpoints)
         self.log.write({"event": "checkpoint", "step": self.step, "path": str(ck)})
 
-# %% ../nbs/11_train.ipynb #n6515a3
+# %% ../nbs/11_train.ipynb #na3676c
 @patch
 def fit(self: Trainer) -> dict:
     from tqdm import tqdm
@@ -775,7 +779,7 @@ def fit(self: Trainer) -> dict:
         bar.close()
     return self._finish()
 
-# %% ../nbs/11_train.ipynb #n71fc03
+# %% ../nbs/11_train.ipynb #n54e645
 @patch
 def _finish(self: Trainer) -> dict:
     st, ev, task = self.state, self.state["last_eval"] or {}, self.task
@@ -807,8 +811,8 @@ def train(config: TrainConfig) -> dict:
 # %% ../nbs/11_train.ipynb #c043
 def _with(base: TrainConfig, params: dict) -> TrainConfig:
     "base with each parameter put where it belongs: OptimConfig, the model's config (overrides), or TrainConfig."
-    from mqbench.classifiers import CLASSIFIERS
-    model_cls = ModelConfig if base.task == "lm" else CLASSIFIERS[base.classifier][0]
+    from mqbench.classifiers import classifier_class
+    model_cls = ModelConfig if base.task == "lm" else classifier_class(base.classifier)
     opt_f, model_f, train_f = ({f.name for f in fields(c)} for c in (OptimConfig, model_cls, TrainConfig))
     o, m, t = {}, dict(base.model), {}
     for k, v in params.items():
@@ -829,8 +833,8 @@ def grid_search(base: TrainConfig, grid: dict, out, *, overwrite: bool = False) 
         row = {"run": f"{i:03d}", **params}
         try:
             s = train(replace(_with(base, params), out=str(out / f"{i:03d}"), resume=False, overwrite=True))
-            row.update(status="ok", **{k: s[k] for k in ("best_val_loss", "final_val_loss", "unigram_val_loss", "steps",
-                                                         "tokens_per_s", "params", "run_dir")})
+            keep = [k for k in s if k.endswith(("_val_loss", "_per_s")) or k in ("steps", "params", "val_macro_f1", "run_dir")]
+            row.update(status="ok", **{k: s[k] for k in keep})
         except MqbenchError as e:
             row.update(status=f"error: {e}")
         rows.append(row)

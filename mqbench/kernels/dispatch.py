@@ -88,3 +88,15 @@ def empty(*shape, like: torch.Tensor, dtype=None) -> torch.Tensor:
     out = torch.empty(*shape, device=like.device, dtype=dtype or like.dtype)
     if _POISON and out.is_floating_point(): out.fill_(float("nan"))
     return out
+
+# %% ../../nbs/08_kernels_dispatch.ipynb #n56a09e
+_MOVED_TO_TESTING = ("poisoned", "assert_close_to", "bf16_factor", "run_python", "compile_for")
+
+def __getattr__(name):
+    "The test helpers' old names: found in mqbench.testing, with a warning."
+    if name in _MOVED_TO_TESTING:
+        import warnings
+        from mqbench import testing
+        warnings.warn(f"mqbench.kernels.dispatch.{name} moved to mqbench.testing.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(testing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
