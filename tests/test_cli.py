@@ -75,7 +75,7 @@ def test_old_spellings_still_work_and_say_what_to_use(day, tmp_path):
     p = mq("synth", "--out", tmp_path / "d.itch", "--symbols", 2, "--hours", 0.01)
     assert "--symbols is deprecated and will be removed; use --n-symbols" in p.stderr and len(json.loads(p.stdout)["symbols"]) == 2
     sym = json.loads(mq("itch", "stats", day).stdout)["symbols"][0]
-    p = mq("itch", "bbo", day, "--out", tmp_path / "b.parquet", "--symbols", sym)
+    p = mq("itch", "bbo", day, "--out", tmp_path / "b.parquet", "--symbol", sym)
     assert "use --symbols" in p.stderr and set(pq.read_table(tmp_path / "b.parquet").to_pandas()["symbol"]) == {sym}
     p = mq("prepare", "itch", "--input", day, "--output", tmp_path / "ds", "--sequence-length", 20, "--limit", 100_000)
     assert "--output is deprecated" in p.stderr and (tmp_path / "ds" / "manifest.json").exists()
