@@ -17,8 +17,16 @@ from .features import (PRICE_SCALE, DatasetConfig, build_dataset, event_stream, 
                               grid_from_candles, grid_from_trades, trade_stream)
 
 # %% auto #0
-__all__ = ['book_tables', 'prepare_books', 'prepare_itch', 'synthetic_day', 'prepare_synth', 'prepare_trades', 'prepare_binance',
-           'prepare_ohlc', 'prepare_sql', 'prepare_lobster']
+__all__ = ['fit_book_levels', 'book_tables', 'prepare_books', 'prepare_itch', 'synthetic_day', 'prepare_synth', 'prepare_trades',
+           'prepare_binance', 'prepare_ohlc', 'prepare_sql', 'prepare_lobster']
+
+# %% ../nbs/06_prepare.ipynb #n73ebcd
+def fit_book_levels(cfg: DatasetConfig, levels: int) -> DatasetConfig:
+    "`cfg` with its book depths cut to the `levels` the source's book has (at least one depth: `levels` itself)."
+    f = cfg.features
+    fit = lambda depths: tuple(d for d in depths if d <= levels) or (levels,)
+    feats = replace(f, depths=fit(f.depths), pressure_depths=fit(f.pressure_depths), deep_levels=min(f.deep_levels, levels))
+    return cfg if feats == f else replace(cfg, features=feats)
 
 # %% ../nbs/06_prepare.ipynb #c005
 def book_tables(source, *, levels: int = 10, every_ms: float = 100.0, symbols=None, limit: int | None = None):
@@ -49,6 +57,7 @@ def book_tables(source, *, levels: int = 10, every_ms: float = 100.0, symbols=No
 def prepare_books(tables: dict, out_dir, cfg: DatasetConfig, *, symbols=None, inputs=(), source=None,
                   overwrite: bool = False, backend: str = "numpy") -> dict:
     "A dataset from book tables (a replay or a LOBSTER file): grid, features, labels, event and trade streams."
+    cfg = fit_book_levels(cfg, sum(c.startswith("bid_px_") for c in tables["depth"].columns))
     grid = grid_from_book(tables["depth"], tables["bbo"], tables["trades"], cfg.every_ms, symbols=symbols)
     events = event_stream(tables["events"]) if tables.get("events") is not None else None
     trades = trade_stream(tables["trades"], PRICE_SCALE) if tables.get("trades") is not None and len(tables["trades"]) else None

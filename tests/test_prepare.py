@@ -102,6 +102,14 @@ def test_lobster(day, tmp_path):
     assert st["counts"]["train_events"] > 1000
 
 
+def test_lobster_real_five_levels_with_the_defaults(tmp_path):
+    "A real LOBSTER file of five levels prepares with the defaults: the book depths are cut to the levels it has."
+    mq("prepare", "lobster", "--input", REAL / "AMZN_2012-06-21_34200000_34340000_message_5.csv", "--out", tmp_path / "amzn")
+    check_dataset(tmp_path / "amzn", "lobster", 57)
+    used = json.loads((tmp_path / "amzn" / "manifest.json").read_text())["params"]["dataset"]["features"]
+    assert used["depths"] == [1, 3, 5] and used["pressure_depths"] == [5]
+
+
 def test_bad_input_is_one_line_and_leaves_nothing(day, tmp_path):
     out = tmp_path / "out"
     cases = []
