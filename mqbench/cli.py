@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatt
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
            'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
 
-# %% ../nbs/20_cli.ipynb #nc19b7c
+# %% ../nbs/20_cli.ipynb #n319659
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
 
 def command(add):
@@ -33,7 +33,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def subparser(sub, name: str, help: str, description: str | None = None, **kw) -> argparse.ArgumentParser:
     "A subcommand's parser, with the house help formatter."
-    return sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter, **kw)
+    p = sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter, **kw)
+    p.set_defaults(_parser=p)          # the parser whose usage an error after parsing shows (the innermost one wins)
+    return p
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mqbench", description="Market microstructure workbench.", formatter_class=HelpFormatter)
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS: add(sub)
     return p
 
-# %% ../nbs/20_cli.ipynb #n1ae8be
+# %% ../nbs/20_cli.ipynb #n18135c
 def main(argv=None) -> int:
     "Entry point of the `mqbench` command (and of `python -m mqbench.train`)."
     args = build_parser().parse_args(sys.argv[1:] if argv is None else list(argv))
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
         return 130
     return 0
 
-# %% ../nbs/20_cli.ipynb #nb35762
+# %% ../nbs/20_cli.ipynb #n4dfbf6
 @dataclasses.dataclass(frozen=True)
 class ConfigField:
     "One field of a config dataclass, as its source declares it."
@@ -83,7 +85,7 @@ def _imported(tree: ast.Module, module: str) -> dict:
             out.update({a.asname or a.name: base for a in n.names})
     return out
 
-# %% ../nbs/20_cli.ipynb #n77e5e4
+# %% ../nbs/20_cli.ipynb #n68d20e
 def _default(value: ast.expr, module: str, imports: dict):
     "(default, nested) of a field's default expression: a literal, or field(default_factory=...)."
     if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
@@ -110,7 +112,7 @@ def config_fields(module: str, name: str) -> tuple:
             out.append(ConfigField(n.target.id, ast.unparse(n.annotation), default, notes.get(n.end_lineno, ""), nested))
     return tuple(out)
 
-# %% ../nbs/20_cli.ipynb #n7689e1
+# %% ../nbs/20_cli.ipynb #n64a142
 def _caster(typ: str):
     def cast(text: str): return cast_value(text, typ)
     cast.__name__ = typ or "value"                        # argparse names it in "invalid float | None value: 'x'"
@@ -142,7 +144,7 @@ def config_values(ns: argparse.Namespace, fields_: list, prefix: str = "") -> di
     vals = {f.name: getattr(ns, prefix + f.name) for f in fields_}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in vals.items()}
 
-# %% ../nbs/20_cli.ipynb #n5c230b
+# %% ../nbs/20_cli.ipynb #n6e8364
 class Deprecated(argparse.Action):
     "An old spelling of an option: stores into the new option's destination and says what to use instead."
     def __init__(self, option_strings, dest, *, new: str, **kw):
@@ -158,9 +160,9 @@ def out_option(p, help: str, *, required: bool = True, old=()):
     "`--out`, the output of every command (`old` spellings deprecated); required ones are checked by `main`."
     p.add_argument("--out", default=None, help=help)
     for o in old: p.add_argument(o, dest="out", action=Deprecated, new="--out")
-    if required: p.set_defaults(_required=(("--out", "out"),), _parser=p)
+    if required: p.set_defaults(_required=(("--out", "out"),))
 
-# %% ../nbs/20_cli.ipynb #n2d3723
+# %% ../nbs/20_cli.ipynb #n172bdc
 def _itch_stats(a):
     from mqbench import itch
     print(json.dumps(itch.stats(a.file, errors=a.errors), indent=2))
@@ -179,7 +181,7 @@ def symbols_option(p, help: str = "only these symbols", old=()):
     p.add_argument("--symbols", nargs="+", action="extend", metavar="SYM", default=None, help=help)
     for o in old: p.add_argument(o, dest="symbols", nargs="+", action=Deprecated, new="--symbols")
 
-# %% ../nbs/20_cli.ipynb #n54d6b8
+# %% ../nbs/20_cli.ipynb #na5e8c8
 @command
 def _itch_parser(sub):
     itch = subparser(sub, "itch", "read NASDAQ TotalView-ITCH 5.0 files", "Read NASDAQ TotalView-ITCH 5.0 files (plain or gzip).")
@@ -190,9 +192,9 @@ def _itch_parser(sub):
     s.add_argument("--errors", choices=["raise", "skip"], default="raise",
                    help="on a bad frame: stop with its offset (raise) or resynchronize and count (skip)")
     s.set_defaults(func=_itch_stats)
-    for name, func, what in (("bbo", _itch_bbo, "output .parquet file"), ("book", _itch_book, "output folder")):
-        what_ = {"bbo": "write BBO changes as parquet", "book": "write depth snapshots, trades and events as parquet"}[name]
-        k = subparser(isub, name, what_)
+    for name, func, does, what in (("bbo", _itch_bbo, "write BBO changes as parquet", "output .parquet file"),
+                                   ("book", _itch_book, "write depth snapshots, trades and events as parquet", "output folder")):
+        k = subparser(isub, name, does)
         k.add_argument("file", help="ITCH 5.0 file (.gz or plain)")
         out_option(k, what)
         symbols_option(k, old=("--symbol",))
@@ -201,7 +203,7 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
-# %% ../nbs/20_cli.ipynb #n108124
+# %% ../nbs/20_cli.ipynb #nf0fe8b
 def _synth(a):
     from mqbench import synth
     print(json.dumps(synth.generate(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed), indent=2, default=str))
@@ -220,7 +222,7 @@ def _synth_parser(sub):
     day_options(sy)
     sy.set_defaults(func=_synth)
 
-# %% ../nbs/20_cli.ipynb #n3df6ba
+# %% ../nbs/20_cli.ipynb #nf2672a
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
@@ -240,7 +242,7 @@ def _demo_parser(sub):
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)
 
-# %% ../nbs/20_cli.ipynb #n91219c
+# %% ../nbs/20_cli.ipynb #n4c7c0b
 SOURCE_DEFAULTS = {"binance": {"every_ms": 1000.0}, "ohlc": {"sequence_length": 50, "horizon_ticks": 1}}
 
 def dataset_options(p, source: str):
@@ -253,7 +255,6 @@ def dataset_options(p, source: str):
     b = add_config_options(g, "mqbench.features", "FeatureConfig", prefix="ft_")
     g = p.add_argument_group("output")
     out_option(g, "dataset folder to create", old=("--output",))
-    p.set_defaults(_parser=p)
     g.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="compute the features with numpy or torch")
     g.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     p.set_defaults(_dataset_fields=(a, b))
@@ -264,7 +265,7 @@ def dataset_config(a, prefix: str):
     ds, ft = a._dataset_fields
     return DatasetConfig(**config_values(a, ds, "ds_"), prefix=prefix, features=FeatureConfig(**config_values(a, ft, "ft_")))
 
-# %% ../nbs/20_cli.ipynb #n4683a2
+# %% ../nbs/20_cli.ipynb #n169256
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
     print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
@@ -281,7 +282,7 @@ def _prepare_with(run):
         _print_dataset(run(prepare, a, out, dict(overwrite=a.overwrite, backend=a.backend)), out)
     return handler
 
-# %% ../nbs/20_cli.ipynb #n90a1ee
+# %% ../nbs/20_cli.ipynb #n503845
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -320,7 +321,7 @@ def _prepare_parser(sub):
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
-# %% ../nbs/20_cli.ipynb #n5683a3
+# %% ../nbs/20_cli.ipynb #n7728b3
 def _tokenize(a):
     "Events and trades come from one prepared dataset folder; candles from one or more files."
     from mqbench import tokenize
@@ -357,7 +358,7 @@ def _tokenize_parser(sub):
     t.add_argument("--overwrite", action="store_true", help="replace the output folder if it exists")
     t.set_defaults(func=_tokenize)
 
-# %% ../nbs/20_cli.ipynb #n2d3dc5
+# %% ../nbs/20_cli.ipynb #n4484be
 TRAIN_FLAGS = {"use_muon": "muon", "symbol": "symbols"}     # option names that differ from their field's
 
 def _train_options(p):
@@ -368,9 +369,9 @@ def _train_options(p):
     p.add_argument("--symbol", dest="t_symbol", action=Deprecated, new="--symbols")
     p.add_argument("--set", action="append", default=None, metavar="FIELD=VALUE",
                    help="a model config override, e.g. n_embd=64 (a decoder) or hidden=64 (a classifier); repeat for more")
-    p.set_defaults(_train_fields=(a, b), _parser=p, _required=(("--data", "t_data"),))
+    p.set_defaults(_train_fields=(a, b), _required=(("--data", "t_data"),))
 
-# %% ../nbs/20_cli.ipynb #nd2b350
+# %% ../nbs/20_cli.ipynb #naf9e78
 def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
@@ -395,7 +396,7 @@ def train_config(a):
     optim = OptimConfig(**config_values(a, of, "o_"))
     return TrainConfig(**{**t, "model": model_overrides(a.set or [], t["task"], t["classifier"]), "optim": optim})
 
-# %% ../nbs/20_cli.ipynb #n03c584
+# %% ../nbs/20_cli.ipynb #n61a32d
 def _train(a):
     from mqbench.train import is_rank_zero, train
     summary = train(train_config(a))

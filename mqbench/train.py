@@ -19,7 +19,7 @@ from .core import from_fields, seed_everything, torch_device, write_manifest
 from .model import Decoder, ModelConfig, generate, load_model, preset, save_model
 from .optim import OptimConfig, Optimizer
 from .runs import checkpoint_path, data_vocab, dataset_fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint
-from .runs import tokenizer_fingerprint, window_symbols
+from .runs import run_config, tokenizer_fingerprint, window_symbols
 from .runs import decode_tokens, generate_from_run, load_run_model  # noqa: F401 (their old home still answers)
 from .tokenize import PAD, load_tokenizer, load_tokens, unigram_cross_entropy
 
@@ -133,7 +133,7 @@ class Windows:
         "`n` positions spread evenly over the rows (all of them when there are fewer): the validation windows."
         return evenly_spaced(len(self), n)
 
-# %% ../nbs/11_train.ipynb #nbffaeb
+# %% ../nbs/11_train.ipynb #n51a424
 class Sampler:
     "Global batches of window positions: each epoch a permutation from a seeded generator; resumable exactly."
     def __init__(self, n: int, seed: int):
@@ -277,20 +277,31 @@ def _check_resume(old: dict, new: TrainConfig, path: Path):
     if diff := sorted(k for k in new if k not in free and old.get(k) != new[k]):
         raise MqbenchError(f"{path}: cannot resume with other settings: " + "; ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in diff))
 
-# %% ../nbs/11_train.ipynb #nebc725
+# %% ../nbs/11_train.ipynb #ne1eb99
+def _resolve_data(cfg: TrainConfig, stage: str, what: str, how: str) -> tuple:
+    "(cfg with absolute data and init_from paths, the data's manifest), refusing a folder without a manifest of `stage`."
+    data = Path(cfg.data).resolve()
+    if not cfg.data or not (data / "manifest.json").exists():
+        raise MqbenchError(f"{cfg.data or '(no data)'}: not a {what} (no manifest.json); write one with {how}")
+    manifest = read_manifest(data, stage=stage)
+    return replace(cfg, data=str(data), init_from=str(Path(cfg.init_from).resolve()) if cfg.init_from else None), manifest
+
+def _init_from(cfg: TrainConfig) -> tuple:
+    "(final checkpoint, its config.json) of the run `cfg.init_from` starts from, or (None, None)."
+    if not cfg.init_from: return None, None
+    ck = checkpoint_path(cfg.init_from, "final")
+    return ck, json.loads((ck / "config.json").read_text())
+
+# %% ../nbs/11_train.ipynb #ndeb998
 class LMTask:
     "The next-token objective over a token dataset's windows: the stages pretrain, midtrain, SFT and RL."
     units, baseline = "tokens", "unigram"           # what a step's loss is averaged over; the baseline's name
     summary_keys = ("traj_acc", "traj_return_nmse")  # eval figures that go into the summary too
     eval_size = 5                                    # the validation sums: see eval_sums
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        data = Path(cfg.data).resolve()
-        if not cfg.data or not (data / "manifest.json").exists():
-            raise MqbenchError(f"{cfg.data or '(no data)'}: not a token dataset (no manifest.json); write one with "
-                               "write_token_dataset or write_candle_tokens (mqbench tokenize)")
-        self.manifest = read_manifest(data, stage="tokens")
+        cfg, self.manifest = _resolve_data(cfg, "tokens", "token dataset", "write_token_dataset or write_candle_tokens (mqbench tokenize)")
+        data = Path(cfg.data)
         self.V, self.T, self.H = int(self.manifest["vocab_size"]), int(self.manifest["block_size"]), cfg.horizon
-        cfg = replace(cfg, data=str(data), init_from=str(Path(cfg.init_from).resolve()) if cfg.init_from else None)
         if cfg.stage == "midtrain" and cfg.symbol is None:
             syms = window_symbols(data)
             if len(syms) != 1: raise MqbenchError(f"midtrain trains on one symbol's windows: choose symbol among {syms}")
@@ -302,7 +313,7 @@ class LMTask:
         self.ref = self.values = None
         self.value_scale = 1.0
 
-# %% ../nbs/11_train.ipynb #n41b1a7
+# %% ../nbs/11_train.ipynb #n63e859
 @patch
 def load_windows(self: LMTask, batch_size: int):
     "The train and validation windows, the validation positions, the unigram baseline, the token values (sft, rl)."
@@ -328,13 +339,12 @@ def _targets(w: np.ndarray, cfg: TrainConfig) -> np.ndarray:
     if cfg.stage in ("sft", "rl"): y = y[:, -cfg.horizon:]
     return y[y != PAD].astype(np.int64)
 
-# %% ../nbs/11_train.ipynb #n6b276f
+# %% ../nbs/11_train.ipynb #n5860a3
 @patch
 def init_checkpoint(self: LMTask) -> Path | None:
     "The final checkpoint of init_from, refused when its tokenizer is not this data's."
-    if not self.cfg.init_from: return None
-    ck = checkpoint_path(self.cfg.init_from, "final")
-    meta = json.loads((ck / "config.json").read_text())
+    ck, meta = _init_from(self.cfg)
+    if ck is None: return None
     fp = (meta.get("tokenizer") or {}).get("fingerprint")
     if "classifier" in meta: raise MqbenchError(f"{self.cfg.init_from}: a classifier run; a language model cannot start from it")
     if fp is not None and fp != self.fingerprint:
@@ -363,7 +373,7 @@ def attach(self: LMTask, model: Decoder, mc: ModelConfig):
 def save_weights(self: LMTask, model: Decoder, folder: Path):
     save_model(model, folder, tokenizer=self.tok_ref, data=self.data_ref)
 
-# %% ../nbs/11_train.ipynb #n46f5e0
+# %% ../nbs/11_train.ipynb #n204c7d
 @patch
 def step_units(self: LMTask, train_ids: np.ndarray) -> tuple[int, int]:
     "(what this step's loss is averaged over, tokens the step reads) for the global batch `train_ids`."
@@ -381,7 +391,7 @@ def loss(self: LMTask, trainer, w: torch.Tensor, seed: int):
     if self.stage == "rl": return _rl_loss(self, trainer, w, seed)
     return ce_sum(trainer.model, *lm_targets(w, self.stage, self.H)), {}
 
-# %% ../nbs/11_train.ipynb #n41fca6
+# %% ../nbs/11_train.ipynb #n8cf614
 @patch
 def eval_sums(self: LMTask, model, ids) -> torch.Tensor:
     "Summed loss, targets, correct trajectory tokens, trajectory return nmse, windows (float64) of validation windows `ids`."
@@ -402,7 +412,7 @@ def eval_record(self: LMTask, s: torch.Tensor) -> dict:
     if self.stage in ("sft", "rl"): rec.update(traj_acc=(s[2] / s[4]).item(), traj_return_nmse=(s[3] / s[4]).item())
     return rec
 
-# %% ../nbs/11_train.ipynb #n3d85be
+# %% ../nbs/11_train.ipynb #n4a4e1a
 @patch
 def run_info(self: LMTask) -> dict:
     return {"tokenizer": self.tok_ref, "data": {**self.data_ref, "manifest_created_utc": self.manifest.get("created_utc")}}
@@ -411,7 +421,7 @@ def run_info(self: LMTask) -> dict:
 def manifest_data(self: LMTask) -> dict:
     return {"path": self.cfg.data, "vocab_size": self.V, "block_size": self.T, "tokenizer": self.fingerprint}
 
-# %% ../nbs/11_train.ipynb #n980b2e
+# %% ../nbs/11_train.ipynb #n1e3d53
 class FeatureWindows:
     "The windows of one split of a feature dataset as a classifier reads them: (b, L, F) float32 and (b,) labels."
     def __init__(self, data, split: str):
@@ -427,7 +437,7 @@ class FeatureWindows:
 
     def spaced(self, n: int) -> np.ndarray: return evenly_spaced(len(self), n)
 
-# %% ../nbs/11_train.ipynb #n1b2e7d
+# %% ../nbs/11_train.ipynb #n6fea95
 def macro_f1(confusion: np.ndarray) -> float:
     "Macro-F1 of a confusion matrix (rows: true class, columns: predicted), over the classes seen in either."
     c = np.asarray(confusion, np.float64)
@@ -436,19 +446,16 @@ def macro_f1(confusion: np.ndarray) -> float:
     f1 = np.divide(2 * tp, true + pred, out=np.zeros_like(tp), where=seen)
     return float(f1[seen].mean()) if seen.any() else 0.0
 
-# %% ../nbs/11_train.ipynb #n9f44e0
+# %% ../nbs/11_train.ipynb #n43d147
 class ClassifyTask:
     "The label (DOWN, NEUTRAL, UP) of a feature dataset's windows, by a classifier from classifiers.CLASSIFIERS."
     units, baseline, stage, parts = "windows", "prior", "classify", ()
     summary_keys = ("val_accuracy", "val_macro_f1")
     eval_size = 2 + 9                                   # loss, windows, the 3 x 3 confusion matrix
     def __init__(self, cfg: TrainConfig, device: torch.device):
-        data = Path(cfg.data).resolve()
-        if not cfg.data or not (data / "manifest.json").exists():
-            raise MqbenchError(f"{cfg.data or '(no data)'}: not a dataset (no manifest.json); write one with mqbench prepare")
-        self.manifest = read_manifest(data, stage="features")
-        self.cfg = replace(cfg, data=str(data), init_from=str(Path(cfg.init_from).resolve()) if cfg.init_from else None)
-        self.device, self.fingerprint = device, dataset_fingerprint(data)
+        self.cfg, self.manifest = _resolve_data(cfg, "features", "dataset", "mqbench prepare")
+        data = Path(self.cfg.data)
+        self.device, self.fingerprint, self.name = device, dataset_fingerprint(data), self.cfg.classifier
         names = json.loads((data / "features.json").read_text())["names"]
         self.L, self.F = int(self.manifest["params"]["dataset"]["sequence_length"]), len(names)
         self.ds_ref = {"path": str(data), "sequence_length": self.L, "n_features": self.F, "fingerprint": self.fingerprint}
@@ -461,12 +468,11 @@ class ClassifyTask:
         prior = (np.bincount(self.train_w.labels, minlength=3) + 1.0) / (len(self.train_w) + 3.0)
         self.baseline_loss = float(-np.log(prior[self.eval_w.labels[self.eval_ids]]).mean())
 
-# %% ../nbs/11_train.ipynb #n6faa20
+# %% ../nbs/11_train.ipynb #nb559fb
 @patch
 def init_checkpoint(self: ClassifyTask) -> Path | None:
-    if not self.cfg.init_from: return None
-    ck = checkpoint_path(self.cfg.init_from, "final")
-    meta = json.loads((ck / "config.json").read_text())
+    ck, meta = _init_from(self.cfg)
+    if ck is None: return None
     if "classifier" not in meta: raise MqbenchError(f"{self.cfg.init_from}: not a classifier run; a classifier cannot start from it")
     if (fp := (meta.get("dataset") or {}).get("fingerprint")) != self.fingerprint:
         raise MqbenchError(f"{self.cfg.init_from}: trained on other features ({(meta.get('dataset') or {}).get('path')}, "
@@ -475,32 +481,28 @@ def init_checkpoint(self: ClassifyTask) -> Path | None:
 
 @patch
 def model_config(self: ClassifyTask, init_ck: Path | None):
-    from mqbench.classifiers import CLASSIFIERS, classifier_config
+    "The classifier's config, and its name (`self.name`): init_from's, or the config's for the dataset's window shape."
+    from mqbench.classifiers import classifier_class, classifier_config
     if init_ck is not None:
         meta = json.loads((init_ck / "config.json").read_text())
-        return from_fields(CLASSIFIERS[meta["classifier"]][0], meta["model"], "classifier config")
-    return classifier_config(self.cfg.classifier, n_features=self.F, sequence_length=self.L, **self.cfg.model)
+        self.name = meta["classifier"]
+        return from_fields(classifier_class(self.name), meta["model"], "classifier config")
+    return classifier_config(self.name, n_features=self.F, sequence_length=self.L, **self.cfg.model)
 
 @patch
 def build_model(self: ClassifyTask, mc, start: Path | None):
     from mqbench.classifiers import build_classifier, load_classifier
-    return load_classifier(start) if start is not None else build_classifier(self._name(), mc)
-
-@patch
-def _name(self: ClassifyTask) -> str:
-    "The classifier's name: init_from's when the run starts from one."
-    ck = self.init_checkpoint()
-    return json.loads((ck / "config.json").read_text())["classifier"] if ck is not None else self.cfg.classifier
+    return load_classifier(start) if start is not None else build_classifier(self.name, mc)
 
 @patch
 def save_weights(self: ClassifyTask, model, folder: Path):
     from mqbench.classifiers import save_classifier
-    save_classifier(model, folder, name=self._name(), dataset=self.ds_ref)
+    save_classifier(model, folder, name=self.name, dataset=self.ds_ref)
 
 @patch
 def attach(self: ClassifyTask, model, mc): "Nothing to attach: a classifier has no reference model."
 
-# %% ../nbs/11_train.ipynb #n2781be
+# %% ../nbs/11_train.ipynb #nceb551
 @patch
 def step_units(self: ClassifyTask, train_ids: np.ndarray) -> tuple[int, int]:
     return len(train_ids), len(train_ids)
@@ -535,14 +537,14 @@ def run_info(self: ClassifyTask) -> dict: return {"dataset": self.ds_ref}
 @patch
 def manifest_data(self: ClassifyTask) -> dict: return self.ds_ref
 
-# %% ../nbs/11_train.ipynb #n0d774e
+# %% ../nbs/11_train.ipynb #n111bb0
 TASK_CLASSES = {"lm": LMTask, "classify": ClassifyTask}
 
 def make_task(cfg: TrainConfig, device: torch.device):
     "The task `cfg.task` names, its data read and its config resolved against the data."
     return TASK_CLASSES[cfg.task](cfg, device)
 
-# %% ../nbs/11_train.ipynb #n832f02
+# %% ../nbs/11_train.ipynb #n985c65
 class Trainer:
     "One run of one task (and stage); `fit()` trains it and returns the summary."
     def __init__(self, cfg: TrainConfig):
@@ -563,7 +565,7 @@ class Trainer:
         self._wrap_model()
         self._open_log(resume_ck)
 
-# %% ../nbs/11_train.ipynb #n25000c
+# %% ../nbs/11_train.ipynb #n0d1453
 @patch
 def _join_processes(self: Trainer, device):
     self.made_group = _init_distributed(device)
@@ -581,14 +583,14 @@ def _name_run_folder(self: Trainer) -> Path:
 def _run_id(cfg: TrainConfig) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.stage if cfg.task == 'lm' else cfg.task}-{os.urandom(2).hex()}"
 
-# %% ../nbs/11_train.ipynb #nb23766
+# %% ../nbs/11_train.ipynb #n419cc9
 @patch
 def _prepare_folder(self: Trainer) -> Path | None:
     "Create (or check, for resume) the run folder; the checkpoint to resume from, if any."
     cfg, d = self.cfg, self.run_dir
     if (d / "config.json").exists():
         if cfg.resume:
-            _check_resume(json.loads((d / "config.json").read_text())["train"], cfg, d / "config.json")
+            _check_resume(run_config(d)["train"], cfg, d / "config.json")
             ck = latest_checkpoint(d)
             _barrier()
             return ck
@@ -601,7 +603,7 @@ def _prepare_folder(self: Trainer) -> Path | None:
         d.mkdir(parents=True, exist_ok=True)
     return None
 
-# %% ../nbs/11_train.ipynb #n3fbf03
+# %% ../nbs/11_train.ipynb #n296e55
 @patch
 def _build_model(self: Trainer, resume_ck: Path | None):
     cfg = self.cfg
@@ -630,7 +632,7 @@ def _restore(self: Trainer, resume_ck: Path | None):
     self.step = st.pop("step"); st.pop("sampler"); st.pop("rng")
     self.state.update(st)
 
-# %% ../nbs/11_train.ipynb #n3bcd90
+# %% ../nbs/11_train.ipynb #n8960b8
 @patch
 def _wrap_model(self: Trainer):
     self.model = self.raw
@@ -661,7 +663,7 @@ def _manifest(self: Trainer, status: str, summary: dict | None = None):
                    counts={"steps": self.step, self.task.units: self.state[self.task.units]}, status=status,
                    data=self.task.manifest_data(), model=self.mc.to_json(), init_from=self.cfg.init_from, summary=summary)
 
-# %% ../nbs/11_train.ipynb #nb6b607
+# %% ../nbs/11_train.ipynb #n1c153f
 @patch
 def _autocast(self: Trainer):
     if self.device.type == "cuda" and self.cfg.bf16: return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -701,7 +703,7 @@ def _mix(*xs) -> int:
     for x in xs: h = (h * 1_000_003 + int(x) + 1) % (1 << 62)
     return h
 
-# %% ../nbs/11_train.ipynb #n16ebdb
+# %% ../nbs/11_train.ipynb #n60e2b1
 def _rl_loss(task: LMTask, trainer: Trainer, w: torch.Tensor, seed: int):
     "The summed RL loss of windows w (b, T) and its parts (sums over the b * K samples)."
     cfg, T, H, K = task.cfg, task.T, task.H, task.cfg.rl_samples
@@ -720,7 +722,7 @@ def _rl_loss(task: LMTask, trainer: Trainer, w: torch.Tensor, seed: int):
     per = -adv * lp.mean(-1) + cfg.kl_coef * kl
     return per.sum(), {"reward": r.sum().item(), "kl": kl.sum().item()}
 
-# %% ../nbs/11_train.ipynb #nedebd4
+# %% ../nbs/11_train.ipynb #n9c4c11
 @patch
 def evaluate(self: Trainer) -> dict:
     "The task's validation record over the validation windows, all ranks together."
@@ -753,7 +755,7 @@ def _checkpoint(self: Trainer):
                              save_weights=self.task.save_weights, keep=self.cfg.keep_checkpoints)
         self.log.write({"event": "checkpoint", "step": self.step, "path": str(ck)})
 
-# %% ../nbs/11_train.ipynb #na3676c
+# %% ../nbs/11_train.ipynb #n1b7fca
 @patch
 def fit(self: Trainer) -> dict:
     from tqdm import tqdm
@@ -779,7 +781,7 @@ def fit(self: Trainer) -> dict:
         bar.close()
     return self._finish()
 
-# %% ../nbs/11_train.ipynb #n54e645
+# %% ../nbs/11_train.ipynb #n168f41
 @patch
 def _finish(self: Trainer) -> dict:
     st, ev, task = self.state, self.state["last_eval"] or {}, self.task
