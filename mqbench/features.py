@@ -17,11 +17,13 @@ from .core import SPLITS, MqbenchError, atomic_dir, write_manifest
 PRICE_SCALE = 1e-4   # ITCH and LOBSTER prices are integers in units of 1e-4 dollars
 
 # %% auto #0
-__all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'Grid', 'grid_from_book', 'grid_from_trades', 'grid_from_candles',
-           'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div', 'g_basic', 'microprice',
-           'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow', 'peers_of', 'g_cross',
-           'usable_groups', 'fused_book_features', 'compute_features', 'feature_table', 'make_labels', 'usable_ticks',
-           'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig',
+__all__ = ['PRICE_SCALE', 'BPS', 'TIME_FEATURES', 'GROUPS', 'LABEL_NAMES', 'LABEL_POLICIES', 'LABEL_REFERENCES',
+           'MOVE_RESOLUTION_BPS', 'BALANCE_CRITERION', 'Grid', 'grid_from_book', 'grid_from_trades',
+           'grid_from_candles', 'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div',
+           'g_basic', 'microprice', 'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow',
+           'peers_of', 'g_cross', 'time_of_day', 'g_time', 'usable_groups', 'fused_book_features', 'compute_features',
+           'feature_table', 'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha', 'usable_ticks',
+           'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig', 'label_band',
            'build_dataset', 'WindowSplit', 'load_dataset']
 
 # %% ../nbs/05_features.ipynb #c006
@@ -46,6 +48,7 @@ class Grid:
     ask_sz: np.ndarray | None = None
     ofi: np.ndarray | None = None      # (N, T) best-level order-flow imbalance summed over the interval
     has: frozenset = frozenset()       # what the source provides beyond price and volume: book, ofi, aggressor
+    since_event_ms: np.ndarray | None = None   # (N, T) ms since the symbol's last book change or trade at or before the tick
 
     @property
     def shape(self): return self.mid.shape
@@ -111,6 +114,16 @@ def _clock(ts: pd.Series, every: int) -> np.ndarray:
     t0 = int(ts.min()) // every * every
     return t0 + every * np.arange(-((t0 - int(ts.max())) // every) + 1, dtype=np.int64)
 
+def _since_event(ts: np.ndarray, sym: np.ndarray, ticks: np.ndarray, N: int) -> np.ndarray:
+    "(N, T) ms from each symbol's last event (times `ts`, symbol indices `sym`) at or before each tick; NaN before its first."
+    none = np.iinfo(np.int64).min
+    ts, sym = np.asarray(ts, np.int64), np.asarray(sym, np.int64)
+    keep = (sym >= 0) & (ts <= ticks[-1])
+    last = np.full((N, len(ticks)), none, np.int64)
+    np.maximum.at(last, (sym[keep], np.searchsorted(ticks, ts[keep])), ts[keep])   # at the tick at or after the event
+    last = np.maximum.accumulate(last, axis=1)
+    return np.where(last > none, (ticks - np.where(last > none, last, ticks)) / 1e6, np.nan)
+
 def _side_code(col) -> np.ndarray:
     "+1 buy, -1 sell, 0 unknown, from 'B'/'S' strings (the book's tables) or numbers."
     if col.dtype.kind in "iuf": return np.sign(np.nan_to_num(col.to_numpy(np.float64))).astype(np.int8)
@@ -166,16 +179,20 @@ def grid_from_book(depth: pd.DataFrame, bbo: pd.DataFrame, trades: pd.DataFrame 
         m = (b + a)[two] / 2 * PRICE_SCALE
         np.maximum.at(hi_bbo, (sym[two], k[two]), m); np.minimum.at(lo_bbo, (sym[two], k[two]), m)
     has = {"book", "ofi"}
+    changes = bbo if len(bbo) else depth.assign(_sym=dsym)[dsym >= 0]     # every BBO change; else the depth rows
+    events = [(changes["ts_ns"].to_numpy(), changes["_sym"].to_numpy())]
     if trades is not None and len(trades):
         sym = _codes(trades["symbol"], syms)
         trades, sym = trades[sym >= 0], sym[sym >= 0]
+        events.append((trades["ts_ns"].to_numpy(), sym))
         k = _tick_index(trades["ts_ns"].to_numpy(), t0, every, T)
         side = _side_code(trades["aggressor"])
         flows = list(_flows(k, trades["price"].to_numpy(np.float64) * PRICE_SCALE, trades["size"].to_numpy(np.float64),
                             side, N, T, sym))
         if (side != 0).any(): has.add("aggressor")
     high, low = _with_range(mid, hi_bbo, lo_bbo)
-    return Grid("book", ts, syms, every, mid, high, low, *flows[:5], **book, ofi=ofi, has=frozenset(has))
+    since = _since_event(*(np.concatenate(c) for c in zip(*events)), ts, N)
+    return Grid("book", ts, syms, every, mid, high, low, *flows[:5], **book, ofi=ofi, has=frozenset(has), since_event_ms=since)
 
 # %% ../nbs/05_features.ipynb #c014
 def grid_from_trades(trades: pd.DataFrame, every_ms: float, symbols=None) -> Grid:
@@ -196,7 +213,8 @@ def grid_from_trades(trades: pd.DataFrame, every_ms: float, symbols=None) -> Gri
         mid[i] = _carry(k[sel], price[sel], T, np.nan)
     high, low = _with_range(mid, flows[5], flows[6])
     return Grid("trades", ts, syms, every, mid, high, low, *flows[:5],
-                has=frozenset({"aggressor"} if (side != 0).any() else set()))
+                has=frozenset({"aggressor"} if (side != 0).any() else set()),
+                since_event_ms=_since_event(trades["ts_ns"].to_numpy(), sym, ts, N))
 
 def grid_from_candles(candles: pd.DataFrame, symbols=None) -> Grid:
     """The grid of a candle table, one tick per bar. Notional is volume times the typical price
@@ -226,7 +244,7 @@ def grid_from_candles(candles: pd.DataFrame, symbols=None) -> Grid:
 @dataclass(frozen=True)
 class FeatureConfig:
     "Which feature groups, and their lookbacks and windows (in ticks)."
-    groups: tuple = ("basic", "spread", "imbalance", "momentum", "volume", "volatility", "flow", "cross")  # which groups
+    groups: tuple = ("basic", "spread", "imbalance", "momentum", "volume", "volatility", "flow", "cross", "time")  # which groups
     depths: tuple = (1, 3, 5, 10)             # imbalance: cumulative book depth in levels
     imbalance_change: int = 10                # imbalance: change over this many ticks
     lookbacks: tuple = (1, 5, 10, 50, 100, 300)   # momentum: return lookbacks
@@ -249,7 +267,7 @@ class FeatureConfig:
         per = {"basic": [1], "spread": [1], "imbalance": [self.imbalance_change], "momentum": [*self.lookbacks, *self.ma_windows],
                "volume": self.volume_windows, "volatility": self.volatility_windows,
                "flow": [*self.flow_windows, *self.ofi_windows, *self.deep_ofi_windows, *self.vpin_windows, *self.kyle_windows],
-               "cross": [w + 1 for w in self.cross_windows]}
+               "cross": [w + 1 for w in self.cross_windows], "time": [1]}
         return max(max(per[g]) for g in self.groups)
 
 # %% ../nbs/05_features.ipynb #c019
@@ -482,10 +500,22 @@ def g_cross(a, o, c):
                     (f"lead_p{p + 1}_{w}", f"correlation with peer {p + 1}'s return one tick earlier, over {w} ticks", lead[:, p])]
     return out
 
+TIME_FEATURES = ("time_of_day", "since_event_ms")
+
+def time_of_day(ts_ns: np.ndarray) -> np.ndarray:
+    "Hours since midnight: of the exchange clock for times since midnight (ITCH, LOBSTER), of UTC for times since the epoch."
+    return (np.asarray(ts_ns, np.int64) % (86_400 * 10**9)) / 3.6e12
+
+def g_time(a, o, c):
+    out = [("time_of_day", "hours since midnight at the tick (exchange clock; UTC for epoch times)", a["time_of_day"])]
+    if "since_event_ms" in a:
+        out.append(("since_event_ms", "ms since the symbol's last book change or trade at or before the tick", a["since_event_ms"]))
+    return out
+
 GROUPS = {   # name -> (function, what the grid must have)
     "basic": (g_basic, {"book"}), "spread": (g_spread, {"book"}), "imbalance": (g_imbalance, {"book"}),
     "momentum": (g_momentum, set()), "volume": (g_volume, set()), "volatility": (g_volatility, set()),
-    "flow": (g_flow, set()), "cross": (g_cross, set()),
+    "flow": (g_flow, set()), "cross": (g_cross, set()), "time": (g_time, set()),
 }
 
 # %% ../nbs/05_features.ipynb #c025
@@ -550,6 +580,8 @@ def compute_features(grid: Grid, cfg: FeatureConfig = FeatureConfig(), *, backen
     hl_ok = np.isfinite(grid.high) & np.isfinite(grid.low) & (grid.low > 0)
     a = {"mid": mid, "high": np.where(hl_ok, grid.high, mid), "low": np.where(hl_ok, grid.low, mid)}
     for k in ("volume", "notional", "buy_volume", "sell_volume", "trades"): a[k] = getattr(grid, k)
+    a["time_of_day"] = np.tile(time_of_day(grid.ts_ns), (grid.shape[0], 1))
+    if grid.since_event_ms is not None: a["since_event_ms"] = grid.since_event_ms
     if "book" in grid.has:
         for k in ("bid_px", "bid_sz", "ask_px", "ask_sz"): a[k] = getattr(grid, k)
         a["ofi"] = grid.ofi
@@ -570,6 +602,7 @@ def feature_table(cfg: FeatureConfig = FeatureConfig(), kind: str = "book") -> p
     "Every feature of `cfg` on a source of `kind`: name, group and meaning."
     g = _toy_grid(kind, symbols=cfg.peers + 1)
     a = {k: np.asarray(v, float) for k, v in vars(g).items() if isinstance(v, np.ndarray) and v.ndim > 1}
+    a["time_of_day"] = a["mid"]
     o = NumpyOps()
     a["has"] = g.has
     a["ret"], a["peers"] = _returns(o, a["mid"]), peers_of(g, cfg.peers)
@@ -582,27 +615,83 @@ def _toy_grid(kind: str, symbols: int = 2, T: int = 8, levels: int = 10) -> Grid
     book = {k: np.ones((symbols, T, levels)) for k in ("bid_px", "bid_sz", "ask_px", "ask_sz")} if kind == "book" else {}
     has = {"book": {"book", "ofi", "aggressor"}, "trades": {"aggressor"}, "candles": set()}[kind]
     return Grid(kind, np.arange(T), [f"S{i}" for i in range(symbols)], 1, one, one, one, z, z, z, z, z,
-                **book, ofi=z if kind == "book" else None, has=frozenset(has))
+                **book, ofi=z if kind == "book" else None, has=frozenset(has), since_event_ms=None if kind == "candles" else z)
 
 # %% ../nbs/05_features.ipynb #c034
 LABEL_NAMES = ("DOWN", "NEUTRAL", "UP")
+LABEL_POLICIES = ("fixed", "spread", "balanced")
+LABEL_REFERENCES = ("mean", "mid")
+
+def _window_means(x: np.ndarray, k: int) -> np.ndarray:
+    "(N, T - k + 1): the mean of every k consecutive values of each row; exactly the value where all k are equal."
+    w = np.lib.stride_tricks.sliding_window_view(x, k, axis=-1)      # (N, T - k + 1, k), a view
+    return w[..., 0] + (w - w[..., :1]).sum(-1) / k
+
+def label_sides(mid: np.ndarray, horizon: int, smooth: int = 0, reference: str = "mean"):
+    """(reference, future), each (N, T): the prices that label each tick. `smooth` 0: the mid at the tick and the mid
+    `horizon` ticks later; K >= 1: the mean of the K mids ending `horizon` ticks later against the mean of the K mids
+    ending at the tick (`reference="mean"`) or the mid at it ("mid"). NaN where a price is unknown."""
+    if horizon < 1: raise MqbenchError(f"the horizon must be at least one tick, not {horizon}")
+    if reference not in LABEL_REFERENCES: raise MqbenchError(f"reference must be one of {LABEL_REFERENCES}, not {reference!r}")
+    if smooth < 0: raise MqbenchError(f"smooth must be 0 (no smoothing) or a number of ticks, not {smooth}")
+    if smooth > horizon:
+        raise MqbenchError(f"smooth ({smooth} ticks) may not exceed the horizon ({horizon} ticks): "
+                           "the future mean would reach back to the window's end")
+    future = np.full_like(mid, np.nan)
+    if smooth == 0 or mid.shape[1] <= horizon:
+        future[:, :-horizon] = mid[:, horizon:]
+        return mid, future
+    means = _window_means(mid, smooth)                   # (N, T - K + 1): means[:, j] averages ticks j .. j + K - 1
+    future[:, :-horizon] = means[:, horizon - smooth + 1:]
+    if reference == "mid": return mid, future
+    ref = np.full_like(mid, np.nan)
+    ref[:, smooth - 1:] = means
+    return ref, future
+
+def label_move(mid: np.ndarray, horizon: int, smooth: int = 0, reference: str = "mean") -> np.ndarray:
+    "(N, T) the move that labels each tick, in bps: 1e4 (future / reference - 1) of `label_sides`."
+    ref, future = label_sides(mid, horizon, smooth, reference)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (future / ref - 1) * BPS
+
+def classify(move: np.ndarray, theta) -> np.ndarray:
+    "int8 labels: 0 DOWN where move < -theta, 2 UP where move > theta, 1 NEUTRAL otherwise."
+    return np.where(move > theta, 2, np.where(move < -theta, 0, 1)).astype(np.int8)
 
 def make_labels(mid: np.ndarray, horizon: int, threshold_bps: float = 5.0, spread_bps: np.ndarray | None = None,
-                spread_scale: float | None = None):
-    "(labels int8 (N, T), move in bps, threshold in bps, valid): the mid's move over `horizon` ticks, classified."
-    if horizon < 1: raise MqbenchError(f"the horizon must be at least one tick, not {horizon}")
-    future = np.full_like(mid, np.nan)
-    future[:, :-horizon] = mid[:, horizon:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        move = (future / mid - 1) * BPS
+                spread_scale: float | None = None, *, smooth: int = 0, reference: str = "mean"):
+    """(labels int8 (N, T), move in bps, threshold in bps, valid): the mid's move over `horizon` ticks (smoothed over
+    `smooth` ticks, see `label_sides`) against a fixed band or, with `spread_scale`, a spread-scaled one."""
+    move = label_move(mid, horizon, smooth, reference)
     if spread_scale is not None:
         if spread_bps is None: raise MqbenchError("a spread-scaled threshold needs a book with a spread")
         theta = spread_scale * spread_bps
     else:
         theta = np.full_like(mid, threshold_bps)
     valid = np.isfinite(move) & np.isfinite(theta)
-    labels = np.where(move > theta, 2, np.where(move < -theta, 0, 1)).astype(np.int8)
-    return labels, move, theta, valid
+    return classify(move, theta), move, theta, valid
+
+# %% ../nbs/05_features.ipynb #n1ab006
+MOVE_RESOLUTION_BPS = 1e-6   # moves closer than this are one: mids from integer prices differ in the last bits of a float
+
+def balanced_alpha(move: np.ndarray) -> dict:
+    """The symmetric band that brings the classes of `move` (bps: the train windows' moves) closest to a third each:
+    {'alpha_bps', 'fractions' (DOWN, NEUTRAL, UP of these moves), 'max_deviation' (the largest |fraction - 1/3|),
+    'zero_moves' (the fraction of moves that are 0, to `MOVE_RESOLUTION_BPS`)}."""
+    m = np.sort(np.asarray(move, np.float64).ravel())
+    m = m[np.isfinite(m)]
+    n = len(m)
+    if not n: raise MqbenchError("no labelled train window to choose the balanced band from")
+    levels = np.unique(np.r_[0.0, np.round(np.abs(m) / MOVE_RESOLUTION_BPS)]) * MOVE_RESOLUTION_BPS   # distinct |move|
+    alphas = np.r_[(levels[:-1] + levels[1:]) / 2, levels[-1]]   # each band halfway between two of them (the widest: all)
+    down = np.searchsorted(m, -alphas, side="left")               # moves below -alpha
+    up = n - np.searchsorted(m, alphas, side="right")             # moves above alpha
+    f = np.stack([down, n - down - up, up], axis=1) / n           # (bands, 3)
+    dev = np.abs(f - 1 / 3)
+    best = np.lexsort((alphas, (dev ** 2).sum(1), dev.max(1)))[0]
+    return {"alpha_bps": float(alphas[best]), "fractions": [round(float(x), 4) for x in f[best]],
+            "max_deviation": round(float(dev[best].max()), 4),
+            "zero_moves": round(float((np.abs(m) < MOVE_RESOLUTION_BPS / 2).mean()), 4)}
 
 # %% ../nbs/05_features.ipynb #c037
 def usable_ticks(grid: Grid, X: np.ndarray, warmup: int) -> np.ndarray:
@@ -677,8 +766,11 @@ class DatasetConfig:
     sequence_length: int = 100       # ticks per window
     horizon_ms: float | None = None  # label horizon, a whole number of ticks; None: 5 ticks of the clock (500 ms at 100 ms)
     horizon_ticks: int | None = None # the horizon in ticks instead (bars for candles)
-    threshold_bps: float = 5.0       # NEUTRAL band: |move| <= threshold
-    spread_scale: float | None = None    # instead: the band is this multiple of the spread in bps at the tick
+    labels: str | None = None        # fixed, spread or balanced; None: spread given spread_scale, fixed given threshold_bps, else balanced
+    threshold_bps: float | None = None   # fixed: NEUTRAL when |move| <= this many bps (5 when labels is fixed and none is given)
+    spread_scale: float | None = None    # spread: the NEUTRAL band is this multiple of the spread in bps at the tick
+    smooth: int = 0                  # K: the mean of the K mids ending at the horizon against the reference (0: the mid at the horizon)
+    reference: str = "mean"          # with smooth: "mean" of the K mids ending at the window's end (DeepLOB, TLOB) or its "mid" (FI-2010)
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)   # train, eval, test, chronologically
     stride: int = 1                  # a window every `stride` ticks
     warmup: int | None = None        # ticks of history before a window may start; None: the longest feature lookback
@@ -691,6 +783,30 @@ class DatasetConfig:
 
     def __post_init__(self):
         if self.horizon_ms is None: object.__setattr__(self, "horizon_ms", float(5 * self.every_ms))
+        if self.labels is not None and self.labels not in LABEL_POLICIES:
+            raise MqbenchError(f"labels must be one of {LABEL_POLICIES} (or None: chosen from the other fields), not {self.labels!r}")
+        if isinstance(self.smooth, bool) or not isinstance(self.smooth, (int, np.integer)) or self.smooth < 0:
+            raise MqbenchError(f"smooth must be 0 (no smoothing) or a number of ticks, not {self.smooth!r}")
+        if self.reference not in LABEL_REFERENCES:
+            raise MqbenchError(f"reference must be one of {LABEL_REFERENCES}, not {self.reference!r}")
+        if self.horizon_ticks is not None and self.smooth > self.horizon_ticks:
+            raise MqbenchError(f"smooth ({self.smooth} ticks) may not exceed the horizon ({self.horizon_ticks} ticks)")
+        policy = self.label_policy
+        if policy == "spread" and self.spread_scale is None:
+            raise MqbenchError("labels='spread' needs spread_scale: the band as a multiple of the spread")
+        if policy != "spread" and self.spread_scale is not None:
+            raise MqbenchError(f"spread_scale sets the band of labels='spread', not of labels={policy!r}")
+        if policy != "fixed" and self.threshold_bps is not None:
+            raise MqbenchError(f"threshold_bps sets the band of labels='fixed'; labels={policy!r} "
+                               + ("chooses its band on the train split" if policy == "balanced" else "scales the spread"))
+        if self.threshold_bps is not None and not self.threshold_bps >= 0:
+            raise MqbenchError(f"threshold_bps must be a number of bps, at least 0, not {self.threshold_bps}")
+
+    @property
+    def label_policy(self) -> str:
+        "The label policy: `labels`, or the one the band's fields imply."
+        if self.labels is not None: return self.labels
+        return "spread" if self.spread_scale is not None else "fixed" if self.threshold_bps is not None else "balanced"
 
     def horizon(self, grid: Grid) -> int:
         "The horizon in ticks of `grid`."
@@ -702,6 +818,25 @@ class DatasetConfig:
         return int(round(h))
 
     def to_json(self) -> dict: return json.loads(json.dumps(asdict(self)))
+
+BALANCE_CRITERION = ("least largest |class fraction - 1/3| over the train windows, then least sum of squared deviations, "
+                     "then the narrowest band; alpha halfway to the next |move| of train")
+
+def label_band(cfg: DatasetConfig, move: np.ndarray, spread_bps: np.ndarray | None = None, train=None):
+    """(theta (N, T) in bps, what stats.json records of it): the NEUTRAL band of `cfg`'s label policy. The balanced band
+    comes from the moves at the train windows' ends `train` (symbol, tick arrays); without them it is 0 for now."""
+    policy = cfg.label_policy
+    if policy == "spread":
+        if spread_bps is None: raise MqbenchError("labels='spread' needs a book with a spread; this source has none")
+        return cfg.spread_scale * spread_bps, {"alpha_bps": None, "threshold_bps": None, "spread_scale": cfg.spread_scale}
+    if policy == "fixed":
+        t = 5.0 if cfg.threshold_bps is None else cfg.threshold_bps
+        return np.full_like(move, t), {"alpha_bps": float(t), "threshold_bps": float(t), "spread_scale": None}
+    if train is None: return np.zeros_like(move), {}
+    b = balanced_alpha(move[train])
+    return np.full_like(move, b["alpha_bps"]), {"alpha_bps": b["alpha_bps"], "threshold_bps": b["alpha_bps"], "spread_scale": None,
+                                                "balance": {**{k: v for k, v in b.items() if k != "alpha_bps"},
+                                                            "criterion": BALANCE_CRITERION}}
 
 # %% ../nbs/05_features.ipynb #c041
 def _time_text(ns: int) -> str:
@@ -810,14 +945,19 @@ def build_dataset(grid: Grid, out_dir, cfg: DatasetConfig = DatasetConfig(), *, 
     h, S = cfg.horizon(grid), int(cfg.sequence_length)
     if S < 1: raise MqbenchError(f"sequence_length must be at least 1, not {S}")
     spread = X[..., names.index("spread_bps")] if "spread_bps" in names else None
-    labels, move, theta, label_ok = make_labels(grid.mid, h, cfg.threshold_bps, spread, cfg.spread_scale)
-    ends = window_ends(usable, label_ok, S, cfg.stride)
+    move = label_move(grid.mid, h, cfg.smooth, cfg.reference)
+    theta, band = label_band(cfg, move, spread)               # a balanced band waits for the train windows
+    ends = window_ends(usable, np.isfinite(move) & np.isfinite(theta), S, cfg.stride)
     parts, cuts = split_ends(ends, h, cfg.fractions)
     empty = [k for k in SPLITS if not len(parts[k][1])]
     if empty:
         raise MqbenchError(f"no windows left for split(s) {empty} of {int(ends.sum()):,} window ends: "
                            f"too little data for sequence_length={S}, horizon={h} ticks, warmup={warmup} ticks "
                            f"(grid of {grid.shape[1]:,} ticks); use a shorter sequence, horizon or warm-up, or more data")
+    if cfg.label_policy == "balanced": theta, band = label_band(cfg, move, spread, train=parts["train"])
+    labels = classify(move, theta)
+    label = {"policy": cfg.label_policy, "horizon_ticks": h, "horizon_ms": None if grid.kind == "candles" else h * grid.every_ns / 1e6,
+             "smooth": int(cfg.smooth), "reference": cfg.reference if cfg.smooth > 1 else "mid", **band, "names": list(LABEL_NAMES)}
     blocks = {k: _blocks(*parts[k], S) for k in SPLITS}
     train_rows = np.concatenate([X[s, a:b + 1] for s, a, b in blocks["train"]])
     mean, std = train_rows.mean(0), train_rows.std(0)
@@ -839,15 +979,14 @@ def build_dataset(grid: Grid, out_dir, cfg: DatasetConfig = DatasetConfig(), *, 
             {"names": names, "mean": mean.tolist(), "std": std.tolist(), "clip": cfg.clip, "fit_on": "train"}) + "\n")
         stats = {"source": source or {}, "grid": {"kind": grid.kind, "every_ns": grid.every_ns, "ticks": grid.shape[1],
                  "symbols": grid.symbols, "start_ns": int(grid.ts_ns[0]), "end_ns": int(grid.ts_ns[-1])},
-                 "label": {"horizon_ticks": h, "threshold_bps": cfg.threshold_bps, "spread_scale": cfg.spread_scale,
-                           "names": list(LABEL_NAMES)},
+                 "label": label,
                  "boundaries": [{"tick": int(c), "ts_ns": b, "time": _time_text(b)} for c, b in zip(cuts, bounds_ns)],
                  "warmup_ticks": warmup, "counts": counts, "jsonl_records": jsonl_counts, "class_balance": balance,
                  "per_symbol": per_symbol, "feature_seconds": round(t_feat, 3),
                  "seconds": round(time.perf_counter() - t_start, 3), "feature_stats_train": _feature_stats(train_rows, names)}
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1, default=float) + "\n")
         write_manifest(tmp, stage="features", inputs=inputs,
-                       params={"dataset": cfg.to_json(), "source": source or {}},
+                       params={"dataset": cfg.to_json(), "source": source or {}, "label": label},
                        counts={k: v for k, v in counts.items()})
     return stats
 
