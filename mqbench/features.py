@@ -24,7 +24,7 @@ __all__ = ['PRICE_SCALE', 'BPS', 'TIME_FEATURES', 'GROUPS', 'LABEL_NAMES', 'LABE
            'peers_of', 'g_cross', 'time_of_day', 'g_time', 'usable_groups', 'fused_book_features', 'compute_features',
            'feature_table', 'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha', 'usable_ticks',
            'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig', 'label_band',
-           'build_dataset', 'WindowSplit', 'load_dataset']
+           'build_dataset', 'WindowSplit', 'load_dataset', 'dataset_labels']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -1030,3 +1030,12 @@ class WindowSplit:
 def load_dataset(out_dir, mmap: bool = True) -> dict:
     "Every split of the dataset in `out_dir`: {'train': WindowSplit, 'eval': ..., 'test': ...}."
     return {k: WindowSplit(out_dir, k, mmap) for k in SPLITS}
+
+def dataset_labels(out_dir) -> dict:
+    """How the dataset in `out_dir` was labelled: its stats.json "label" (policy, horizon_ticks, smooth, reference, alpha_bps,
+    ...). A dataset written before label policies gets the policy its fields imply: fixed (alpha its threshold) or spread."""
+    lab = json.loads((Path(out_dir) / "stats.json").read_text())["label"]
+    if "policy" in lab: return lab
+    spread = lab.get("spread_scale") is not None
+    return {"policy": "spread" if spread else "fixed", "smooth": 0, "reference": "mid",
+            "alpha_bps": None if spread else lab.get("threshold_bps"), **lab}
