@@ -22,9 +22,9 @@ __all__ = ['PRICE_SCALE', 'BPS', 'TIME_FEATURES', 'GROUPS', 'LABEL_NAMES', 'LABE
            'grid_from_candles', 'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div',
            'g_basic', 'microprice', 'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow',
            'peers_of', 'g_cross', 'time_of_day', 'g_time', 'usable_groups', 'fused_book_features', 'compute_features',
-           'feature_table', 'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha', 'usable_ticks',
-           'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig', 'label_band',
-           'build_dataset', 'WindowSplit', 'load_dataset', 'dataset_labels']
+           'feature_table', 'check_smooth', 'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha',
+           'usable_ticks', 'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig',
+           'label_band', 'build_dataset', 'WindowSplit', 'load_dataset', 'dataset_labels']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -627,16 +627,20 @@ def _window_means(x: np.ndarray, k: int) -> np.ndarray:
     w = np.lib.stride_tricks.sliding_window_view(x, k, axis=-1)      # (N, T - k + 1, k), a view
     return w[..., 0] + (w - w[..., :1]).sum(-1) / k
 
+def check_smooth(smooth: int, horizon: int):
+    "Refuse a smoothing that a label's future side cannot hold: the K mids ending at the horizon must all be after the tick."
+    if smooth < 0: raise MqbenchError(f"smooth must be 0 (no smoothing) or a number of ticks, not {smooth}")
+    if smooth > horizon:
+        raise MqbenchError(f"smooth ({smooth} ticks) may not exceed the horizon ({horizon} ticks): "
+                           "the future mean would reach back to the window's end")
+
 def label_sides(mid: np.ndarray, horizon: int, smooth: int = 0, reference: str = "mean"):
     """(reference, future), each (N, T): the prices that label each tick. `smooth` 0: the mid at the tick and the mid
     `horizon` ticks later; K >= 1: the mean of the K mids ending `horizon` ticks later against the mean of the K mids
     ending at the tick (`reference="mean"`) or the mid at it ("mid"). NaN where a price is unknown."""
     if horizon < 1: raise MqbenchError(f"the horizon must be at least one tick, not {horizon}")
     if reference not in LABEL_REFERENCES: raise MqbenchError(f"reference must be one of {LABEL_REFERENCES}, not {reference!r}")
-    if smooth < 0: raise MqbenchError(f"smooth must be 0 (no smoothing) or a number of ticks, not {smooth}")
-    if smooth > horizon:
-        raise MqbenchError(f"smooth ({smooth} ticks) may not exceed the horizon ({horizon} ticks): "
-                           "the future mean would reach back to the window's end")
+    check_smooth(smooth, horizon)
     future = np.full_like(mid, np.nan)
     if smooth == 0 or mid.shape[1] <= horizon:
         future[:, :-horizon] = mid[:, horizon:]
@@ -789,8 +793,7 @@ class DatasetConfig:
             raise MqbenchError(f"smooth must be 0 (no smoothing) or a number of ticks, not {self.smooth!r}")
         if self.reference not in LABEL_REFERENCES:
             raise MqbenchError(f"reference must be one of {LABEL_REFERENCES}, not {self.reference!r}")
-        if self.horizon_ticks is not None and self.smooth > self.horizon_ticks:
-            raise MqbenchError(f"smooth ({self.smooth} ticks) may not exceed the horizon ({self.horizon_ticks} ticks)")
+        if self.horizon_ticks is not None: check_smooth(self.smooth, self.horizon_ticks)
         policy = self.label_policy
         if policy == "spread" and self.spread_scale is None:
             raise MqbenchError("labels='spread' needs spread_scale: the band as a multiple of the spread")
@@ -938,11 +941,12 @@ def build_dataset(grid: Grid, out_dir, cfg: DatasetConfig = DatasetConfig(), *, 
     statistics and a manifest. `events` and `trades` are streams (`event_stream`, `trade_stream`) to
     split alongside. Returns the summary that `stats.json` holds."""
     t_start = time.perf_counter()
+    h, S = cfg.horizon(grid), int(cfg.sequence_length)
+    check_smooth(cfg.smooth, h)
     X, names, groups = compute_features(grid, cfg.features, backend=backend, device=device)
     t_feat = time.perf_counter() - t_start
     warmup = cfg.features.longest if cfg.warmup is None else int(cfg.warmup)
     usable = usable_ticks(grid, X, warmup)
-    h, S = cfg.horizon(grid), int(cfg.sequence_length)
     if S < 1: raise MqbenchError(f"sequence_length must be at least 1, not {S}")
     spread = X[..., names.index("spread_bps")] if "spread_bps" in names else None
     move = label_move(grid.mid, h, cfg.smooth, cfg.reference)

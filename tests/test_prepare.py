@@ -52,14 +52,14 @@ def test_itch_and_synth(day, tmp_path):
     p = mq("prepare", "itch", "--input", day, "--out", out, "--sequence-length", 50, "--horizon-ms", 500,
            "--threshold-bps", 5.0, "--symbols", "LQDA", "MIDC", "--limit", 400_000)
     assert "NEUTRAL" in p.stdout and str(out) in p.stdout
-    st = check_dataset(out, "itch", 200)
+    st = check_dataset(out, "itch", 202)
     assert st["grid"]["symbols"] == ["LQDA", "MIDC"] and st["source"]["limit"] == 400_000
     home = tmp_path / "home"
     r = subprocess.run([str(MQBENCH), "prepare", "synth", "--out", str(tmp_path / "synth"), "--n-symbols", "2",
                         "--hours", "0.05", "--seed", "4"], capture_output=True, text=True,
                        env={**os.environ, "MQBENCH_HOME": str(home)})
     assert r.returncode == 0, r.stderr
-    check_dataset(tmp_path / "synth", "itch", 200)
+    check_dataset(tmp_path / "synth", "itch", 202)
     assert list((home / "data" / "synth").glob("*.itch")), "the day is kept under data/synth for the next run"
 
 
@@ -84,7 +84,7 @@ def test_sql_sqlite_messages_and_trades(day, tmp_path):
     url = f"sqlite:///{tmp_path / 'day.db'}"
     sources.write_sql_messages(day, url, "itch_messages")
     mq("prepare", "sql", "--url", url, "--table", "itch_messages", "--out", tmp_path / "sql")
-    check_dataset(tmp_path / "sql", "itch", 200)
+    check_dataset(tmp_path / "sql", "itch", 202)
     trades = sources.read_binance_trades(REAL / "ETHUSDT-trades-2023-02-02-sample.csv")
     import sqlalchemy as sa
     eng = sa.create_engine(url)
@@ -98,16 +98,86 @@ def test_lobster(day, tmp_path):
     rep = replay(day, symbols=["MIDC"], levels=10, depth=True, events=True)
     paths = sources.write_lobster(rep, tmp_path / "lob", symbol="MIDC", date="2026-11-20", levels=10)
     mq("prepare", "lobster", "--input", paths["message"], "--out", tmp_path / "ds")
-    st = check_dataset(tmp_path / "ds", "lobster", 60)   # one symbol: no cross-symbol group
+    st = check_dataset(tmp_path / "ds", "lobster", 62)   # one symbol: no cross-symbol group
     assert st["counts"]["train_events"] > 1000
 
 
 def test_lobster_real_five_levels_with_the_defaults(tmp_path):
     "A real LOBSTER file of five levels prepares with the defaults: the book depths are cut to the levels it has."
     mq("prepare", "lobster", "--input", REAL / "AMZN_2012-06-21_34200000_34340000_message_5.csv", "--out", tmp_path / "amzn")
-    check_dataset(tmp_path / "amzn", "lobster", 57)
+    check_dataset(tmp_path / "amzn", "lobster", 59)
     used = json.loads((tmp_path / "amzn" / "manifest.json").read_text())["params"]["dataset"]["features"]
     assert used["depths"] == [1, 3, 5] and used["pressure_depths"] == [5]
+
+
+AMZN_DAY = REAL / "AMZN_2012-06-21_34200000_57600000_message_1.csv"
+AMZN_OPEN = REAL / "AMZN_2012-06-21_34200000_34340000_message_5.csv"
+
+
+@pytest.mark.parametrize("source", ["itch", "synth", "binance", "ohlc", "sql", "lobster"])
+def test_label_options_on_every_prepare(source):
+    "Every prepare subcommand takes the label policy and the smoothing, with the help of their fields."
+    out = mq("prepare", source, "--help").stdout
+    for flag, words in [("--labels", "fixed, spread or balanced"), ("--smooth", "the mean of the K mids"),
+                        ("--reference", "DeepLOB, TLOB"), ("--threshold-bps", "NEUTRAL when")]:
+        assert flag in out and words in " ".join(out.split()), (source, flag)
+
+
+def test_lobster_real_day_balanced_and_smoothed(tmp_path):
+    "The whole AMZN day, balanced labels smoothed over 10 snapshots at a 50-snapshot horizon: thirds on train, the band recorded."
+    out = tmp_path / "amzn"
+    p = mq("prepare", "lobster", "--input", AMZN_DAY, "--out", out, "--labels", "balanced", "--smooth", 10, "--horizon-ticks", 50)
+    assert "NEUTRAL" in p.stdout
+    st = check_dataset(out, "lobster", 55)
+    lab = st["label"]
+    assert (lab["policy"], lab["smooth"], lab["reference"], lab["horizon_ticks"]) == ("balanced", 10, "mean", 50)
+    assert 0 < lab["alpha_bps"] < 5 and lab["balance"]["fractions"] == [v["fraction"] for v in st["class_balance"]["train"].values()]
+    assert all(abs(v["fraction"] - 1 / 3) < 0.02 for v in st["class_balance"]["train"].values())
+    assert json.loads((out / "manifest.json").read_text())["params"]["label"] == lab
+    names = json.loads((out / "features.json").read_text())["names"]
+    assert names[-2:] == ["time_of_day", "since_event_ms"]
+    for k in SPLITS:
+        win = pd.read_parquet(out / f"{k}_windows.parquet")
+        assert (win.threshold_bps == lab["alpha_bps"]).all()
+        assert (win.label == np.where(win.move_bps > lab["alpha_bps"], 2, np.where(win.move_bps < -lab["alpha_bps"], 0, 1))).all()
+    rows = np.load(out / "test_rows.npy", mmap_mode="r")
+    tod = rows[:, names.index("time_of_day")]
+    assert np.all(np.diff(tod) >= 0), "the time of day only grows through a day's one symbol"
+
+
+def test_original_labels_byte_for_byte(tmp_path):
+    "--threshold-bps 5 --horizon-ms 500 gives the labels, moves and thresholds of the original formula."
+    from mqbench.features import grid_from_book
+    out = tmp_path / "amzn"
+    mq("prepare", "lobster", "--input", AMZN_OPEN, "--out", out, "--threshold-bps", 5, "--horizon-ms", 500)
+    lab = json.loads((out / "stats.json").read_text())["label"]
+    assert (lab["policy"], lab["alpha_bps"], lab["smooth"]) == ("fixed", 5.0, 0)
+    res = sources.read_lobster(AMZN_OPEN)
+    mid = grid_from_book(res.depth, res.bbo, res.trades, 100).mid
+    future = np.full_like(mid, np.nan)                     # the original formula, as it was
+    future[:, :-5] = mid[:, 5:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        move = (future / mid - 1) * 1e4
+    label = np.where(move > 5.0, 2, np.where(move < -5.0, 0, 1)).astype(np.int8)
+    ts = grid_from_book(res.depth, res.bbo, res.trades, 100).ts_ns
+    for k in SPLITS:
+        win = pd.read_parquet(out / f"{k}_windows.parquet")
+        t = np.searchsorted(ts, win.ts_ns.to_numpy())
+        assert win.label.to_numpy().tobytes() == label[0, t].tobytes() and win.move_bps.to_numpy().tobytes() == move[0, t].tobytes()
+        assert (win.threshold_bps == 5.0).all()
+
+
+def test_bad_label_options_are_one_line(day, tmp_path):
+    out = tmp_path / "out"
+    for args, words in [(["--labels", "thirds"], "labels must be one of"), (["--smooth", -1], "smooth must be 0"),
+                        (["--smooth", 6, "--horizon-ticks", 5], "smooth (6 ticks) may not exceed the horizon (5 ticks)"),
+                        (["--smooth", 6], "smooth (6 ticks) may not exceed the horizon (5 ticks)"),
+                        (["--reference", "median"], "reference must be one of"),
+                        (["--labels", "balanced", "--threshold-bps", 5], "chooses its band on the train split"),
+                        (["--labels", "spread"], "needs spread_scale")]:
+        p = mq("prepare", "lobster", "--input", AMZN_OPEN, "--out", out, *args, ok=False)
+        assert p.returncode == 1 and words in p.stderr and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+        assert not out.exists()
 
 
 def test_bad_input_is_one_line_and_leaves_nothing(day, tmp_path):
