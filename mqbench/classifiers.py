@@ -7,15 +7,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from .core import MqbenchError, atomic_path, from_fields
+from .deeplob import DeepLOB, DeepLOBConfig
+from .ma_transformer import MaTransformer, MaTransformerConfig, check_windows
+from .tlob import TLOB, TLOBConfig
 
 # %% auto #0
-__all__ = ['CLASSIFIERS', 'WindowMLPConfig', 'WindowMLP', 'classifier_class', 'classifier_config', 'build_classifier',
-           'save_classifier', 'load_classifier']
+__all__ = ['CLASSIFIERS', 'FROM_DATASET', 'WindowMLPConfig', 'WindowMLP', 'classifier_class', 'classifier_config',
+           'build_classifier', 'save_classifier', 'load_classifier']
 
 # %% ../nbs/09b_classifiers.ipynb #n27160d
 @dataclass(frozen=True)
@@ -27,6 +31,13 @@ class WindowMLPConfig:
     n_layer: int = 2              # hidden layers
     dropout: float = 0.1          # dropout after each hidden layer, in training
     n_classes: int = 3            # DOWN, NEUTRAL, UP
+
+    PRESETS: ClassVar[dict] = {
+        "micro": dict(hidden=32, n_layer=1),
+        "tiny": dict(hidden=128, n_layer=2),
+        "small": dict(hidden=256, n_layer=2),
+        "base": dict(hidden=512, n_layer=3),
+    }
 
     def __post_init__(self):
         for k in ("n_features", "sequence_length", "hidden", "n_layer", "n_classes"):
@@ -46,16 +57,16 @@ class WindowMLP(nn.Module):
         self.body, self.head = nn.Sequential(*layers), nn.Linear(width, c.n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:               # x: (B, L, F)
-        if x.shape[1:] != (self.config.sequence_length, self.config.n_features):
-            raise MqbenchError(f"windows of shape {tuple(x.shape[1:])}; the model reads "
-                               f"({self.config.sequence_length}, {self.config.n_features})")
+        check_windows(x, self.config)
         z = torch.cat([x[:, -1], x.mean(1)], -1)                           # (B, 2F)
         return self.head(self.body(z))                                     # (B, C)
 
     def num_params(self) -> int: return sum(p.numel() for p in self.parameters())
 
 # %% ../nbs/09b_classifiers.ipynb #n96c945
-CLASSIFIERS = {"mlp": (WindowMLPConfig, WindowMLP)}
+CLASSIFIERS = {"mlp": (WindowMLPConfig, WindowMLP), "ma_transformer": (MaTransformerConfig, MaTransformer),
+               "tlob": (TLOBConfig, TLOB), "deeplob": (DeepLOBConfig, DeepLOB)}
+FROM_DATASET = ("n_features", "sequence_length", "n_classes")   # every classifier's fields that the dataset fixes
 
 def _entry(name: str):
     if name not in CLASSIFIERS: raise MqbenchError(f"classifier must be one of {sorted(CLASSIFIERS)}, not {name!r}")
@@ -65,14 +76,25 @@ def classifier_class(name: str):
     "The config dataclass of classifier `name`."
     return _entry(name)[0]
 
-def classifier_config(name: str, *, n_features: int, sequence_length: int, **overrides):
-    "The config of classifier `name` for windows of (sequence_length, n_features), with the given field overrides."
+def classifier_config(name: str, *, n_features: int, sequence_length: int, feature_names=None, preset: str | None = None,
+                      **overrides):
+    """The config of classifier `name` for windows of (sequence_length, n_features): the fields derived from the
+    dataset's `feature_names` (when given), then `preset`'s fields (None: the class defaults), then `overrides`."""
     cls = _entry(name)[0]
-    if bad := sorted(set(overrides) & {"n_features", "sequence_length"}):
-        raise MqbenchError(f"model overrides {bad}: the window's shape comes from the dataset")
+    if bad := sorted(set(overrides) & {*FROM_DATASET, *getattr(cls, "DERIVED", ())}):
+        raise MqbenchError(f"{name}: model overrides {bad}: the window's shape, the classes and the fields derived from "
+                           "the features come from the dataset")
     known = {f.name for f in fields(cls)}
     if bad := sorted(set(overrides) - known): raise MqbenchError(f"{name}: unknown model field(s) {bad}; known: {sorted(known)}")
-    return cls(n_features=n_features, sequence_length=sequence_length, **overrides)
+    presets = getattr(cls, "PRESETS", {})
+    if preset is not None and preset not in presets:
+        raise MqbenchError(f"{name}: unknown preset {preset!r}; expected one of {list(presets)}")
+    derived = {}
+    if feature_names is not None:
+        if len(names := list(feature_names)) != n_features:
+            raise MqbenchError(f"{name}: {len(names)} feature names for windows of {n_features} features")
+        if hasattr(cls, "derive"): derived = cls.derive(names)
+    return cls(**{"n_features": n_features, "sequence_length": sequence_length, **derived, **presets.get(preset, {}), **overrides})
 
 def build_classifier(name: str, config) -> nn.Module:
     "A fresh classifier `name` of `config`."
