@@ -65,14 +65,19 @@ def classifier_class(name: str):
     "The config dataclass of classifier `name`."
     return _entry(name)[0]
 
-def classifier_config(name: str, *, n_features: int, sequence_length: int, **overrides):
-    "The config of classifier `name` for windows of (sequence_length, n_features), with the given field overrides."
+def classifier_config(name: str, *, n_features: int, sequence_length: int, feature_names=None, preset: str | None = None, **overrides):
+    """The config of classifier `name` for windows of (sequence_length, n_features): `preset`'s fields (a class without
+    `PRESETS` has none; None: the class defaults), then the field overrides. `feature_names`: the dataset's, in order."""
     cls = _entry(name)[0]
     if bad := sorted(set(overrides) & {"n_features", "sequence_length"}):
         raise MqbenchError(f"model overrides {bad}: the window's shape comes from the dataset")
     known = {f.name for f in fields(cls)}
     if bad := sorted(set(overrides) - known): raise MqbenchError(f"{name}: unknown model field(s) {bad}; known: {sorted(known)}")
-    return cls(n_features=n_features, sequence_length=sequence_length, **overrides)
+    presets = getattr(cls, "PRESETS", None)
+    if preset is not None and presets is not None and preset not in presets:
+        raise MqbenchError(f"{name}: preset must be one of {list(presets)}, not {preset!r}")
+    base = presets.get(preset, {}) if presets is not None and preset is not None else {}
+    return cls(n_features=n_features, sequence_length=sequence_length, **{**base, **overrides})
 
 def build_classifier(name: str, config) -> nn.Module:
     "A fresh classifier `name` of `config`."
