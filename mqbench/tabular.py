@@ -99,15 +99,20 @@ class XGBoostConfig:
     reg_lambda: float = 1.0             # L2 penalty on the leaf weights
     max_bin: int = 256                  # histogram bins per column
     early_stopping_rounds: int = 30     # stop after this many rounds without a better validation macro-F1
-    PRESETS: ClassVar[dict] = {"micro": dict(n_estimators=40, max_depth=3, colsample_bytree=0.3, max_bin=64, early_stopping_rounds=10),
-                               "tiny": dict(n_estimators=150, max_depth=4, colsample_bytree=0.3, max_bin=128, early_stopping_rounds=20),
+    max_train_windows: int = 100_000    # train windows fitted at most, evenly spaced over the split (0: all)
+    PRESETS: ClassVar[dict] = {"micro": dict(n_estimators=40, max_depth=3, colsample_bytree=0.3, max_bin=64, early_stopping_rounds=10,
+                                             max_train_windows=5_000),
+                               "tiny": dict(n_estimators=150, max_depth=4, colsample_bytree=0.3, max_bin=128, early_stopping_rounds=20,
+                                            max_train_windows=20_000),
                                "small": {},
-                               "base": dict(n_estimators=1000, learning_rate=0.05, max_depth=8, early_stopping_rounds=50)}
+                               "base": dict(n_estimators=1000, learning_rate=0.05, max_depth=8, early_stopping_rounds=50,
+                                            max_train_windows=0)}
 
     def __post_init__(self):
         _check(self, ints=("n_estimators", "max_depth", "max_bin", "early_stopping_rounds"), fracs=("subsample", "colsample_bytree"),
                pos=("learning_rate",))
         if self.min_child_weight < 0 or self.reg_lambda < 0: raise MqbenchError("min_child_weight and reg_lambda must be at least 0")
+        if self.max_train_windows < 0: raise MqbenchError(f"max_train_windows must be at least 0, not {self.max_train_windows}")
 
     def to_json(self) -> dict: return asdict(self)
 
@@ -119,9 +124,13 @@ class LogisticRegressionConfig:
     n_classes: int = 3                  # DOWN, NEUTRAL, UP
     C: float = 1.0                      # inverse strength of the L2 penalty
     max_iter: int = 300                 # L-BFGS iterations at most
-    PRESETS: ClassVar[dict] = {"micro": dict(max_iter=50), "tiny": dict(max_iter=100), "small": {}, "base": dict(max_iter=1000)}
+    max_train_windows: int = 100_000    # train windows fitted at most, evenly spaced over the split (0: all)
+    PRESETS: ClassVar[dict] = {"micro": dict(max_iter=50, max_train_windows=5_000), "tiny": dict(max_iter=100, max_train_windows=20_000),
+                               "small": {}, "base": dict(max_iter=1000, max_train_windows=0)}
 
-    def __post_init__(self): _check(self, ints=("max_iter",), pos=("C",))
+    def __post_init__(self):
+        _check(self, ints=("max_iter",), pos=("C",))
+        if self.max_train_windows < 0: raise MqbenchError(f"max_train_windows must be at least 0, not {self.max_train_windows}")
 
     def to_json(self) -> dict: return asdict(self)
 
@@ -145,7 +154,7 @@ class XGBoostClassifier(nn.Module):
         _check_windows(self.config, x)
         if self.booster is None: raise MqbenchError("an xgboost model that has not been fitted")
         if not len(x): return torch.zeros(0, self.config.n_classes, device=x.device)
-        z = self.booster.inplace_predict(window_summaries(x).numpy(), predict_type="margin")
+        z = self.booster.inplace_predict(window_summaries(x).numpy(), predict_type="margin", validate_features=False)
         return torch.from_numpy(np.asarray(z, np.float32).reshape(len(x), self.config.n_classes)).to(x.device)   # (B, C)
 
     def num_params(self) -> int:
@@ -170,6 +179,7 @@ def _scores(y, prob) -> dict:
     "The validation record of class probabilities prob (n, C) against labels y: log loss, accuracy and macro-F1 (scikit-learn's)."
     from sklearn.metrics import f1_score, log_loss
     prob = np.asarray(prob, np.float64).reshape(len(y), -1)
+    prob = prob / prob.sum(1, keepdims=True)                     # float32 probabilities sum to 1 within 1e-7 only
     pred = prob.argmax(1)
     return {"val_loss": float(log_loss(y, prob, labels=np.arange(prob.shape[1]))), "val_accuracy": float((pred == y).mean()),
             "val_macro_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
@@ -235,8 +245,9 @@ class LogisticRegressionClassifier(nn.Module):
         X = np.asarray(X, np.float64)
         mean, scale = X.mean(0), X.std(0)
         scale[scale == 0] = 1.0
-        with warnings.catch_warnings():                 # running out of iterations is the preset's budget, not an error
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        from threadpoolctl import threadpool_limits
+        with warnings.catch_warnings(), threadpool_limits(_threads()):     # more BLAS threads than cores: 10x slower on a busy CPU
+            warnings.simplefilter("ignore", ConvergenceWarning)            # running out of iterations is the preset's budget
             lr = LogisticRegression(C=config.C, max_iter=config.max_iter).fit((X - mean) / scale, y, sample_weight=w)
         m = cls(config)
         for k, v in (("mean", mean), ("scale", scale), ("weight", lr.coef_), ("bias", lr.intercept_)):

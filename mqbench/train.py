@@ -892,7 +892,7 @@ def train(config: TrainConfig) -> dict:
             import torch.distributed as dist
             dist.barrier(); dist.destroy_process_group()
 
-# %% ../nbs/11_train.ipynb #n23aeb9
+# %% ../nbs/11_train.ipynb #n3e2711
 class TabularTrainer(Trainer):
     "A tabular model's run: the data, checks, folder and records of `Trainer`'s runs, the model fitted by its own `fit`."
     def __init__(self, cfg: TrainConfig):
@@ -917,7 +917,7 @@ class TabularTrainer(Trainer):
              "init_checkpoint": None, "params": params, f"{self.task.baseline}_val_loss": self.task.baseline_loss}
         with atomic_path(self.run_dir / "config.json") as tmp: tmp.write_text(json.dumps(d, indent=2) + "\n")
 
-# %% ../nbs/11_train.ipynb #n141cd3
+# %% ../nbs/11_train.ipynb #n724cbc
 @patch
 def fit(self: TabularTrainer) -> dict:
     "Summarise the windows, fit, log the validation curve, write best/ and final/; the summary."
@@ -928,8 +928,9 @@ def fit(self: TabularTrainer) -> dict:
     self.log.truncate(0)                                         # what a fit killed midway logged
     self._write_config(None); self._manifest("running")
     t0 = time.perf_counter()
-    y = task.train_w.labels
-    train = (split_summaries(task.train_w.windows), y, np.ones(len(y)) if task.class_weights is None else task.class_weights[y])
+    ids = evenly_spaced(len(task.train_w), self.mc.max_train_windows or None)      # the train windows the fit reads
+    y = task.train_w.labels[ids]
+    train = (split_summaries(task.train_w.windows, ids), y, np.ones(len(y)) if task.class_weights is None else task.class_weights[y])
     valid = (split_summaries(task.eval_w.windows, task.eval_ids), task.eval_w.labels[task.eval_ids])
     best, self.raw, curve = TABULAR[task.name][1].fit(self.mc, train, valid, seed=cfg.seed, device=str(self.device))
     st.update(train_seconds=time.perf_counter() - t0, windows=len(y))
