@@ -13,7 +13,8 @@ from .core import MqbenchError, cast_value
 # %% auto #0
 __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatter', 'subparser', 'build_parser', 'main',
            'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
-           'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'model_overrides', 'train_config']
+           'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'ModelsHelpFormatter',
+           'model_overrides', 'train_config']
 
 # %% ../nbs/20_cli.ipynb #n319659
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
@@ -361,8 +362,20 @@ def _tokenize_parser(sub):
 # %% ../nbs/20_cli.ipynb #n4484be
 TRAIN_FLAGS = {"use_muon": "muon", "symbol": "symbols"}     # option names that differ from their field's
 
+class ModelsHelpFormatter(HelpFormatter):
+    "Help whose `{models}` is the list of the classifiers `classify` trains, read from the registries when help is shown."
+    def _get_help_string(self, action):
+        h = super()._get_help_string(action)
+        if not h or "{models}" not in h: return h
+        from mqbench.train import model_names
+        names = model_names()
+        return h.replace("{models}", f"torch: {', '.join(names['torch'])}; tabular: {', '.join(names['tabular'])}")
+
 def _train_options(p):
-    a = add_config_options(p, "mqbench.train", "TrainConfig", prefix="t_", flags=TRAIN_FLAGS)
+    p.formatter_class = ModelsHelpFormatter
+    a = add_config_options(p, "mqbench.train", "TrainConfig", prefix="t_", flags=TRAIN_FLAGS, aliases={"classifier": ["--model"]})
+    clf = next(x for x in p._actions if x.dest == "t_classifier")
+    clf.help += " ({models})"
     g = p.add_argument_group("optimizer options (OptimConfig; the schedule spans --steps)")
     b = add_config_options(g, "mqbench.optim", "OptimConfig", prefix="o_", skip=("total_steps",), flags=TRAIN_FLAGS)
     g.add_argument("--warmup", dest="o_warmup_steps", type=int, action=Deprecated, new="--warmup-steps")
@@ -376,7 +389,9 @@ def model_overrides(pairs: list, task: str, classifier: str) -> dict:
     "`--set FIELD=VALUE` pairs as {field: value}, each cast to the type the model's config declares for it."
     from mqbench.classifiers import CLASSIFIERS
     from mqbench.model import ModelConfig
-    cls = ModelConfig if task == "lm" else CLASSIFIERS[classifier][0] if classifier in CLASSIFIERS else None
+    from mqbench.tabular import TABULAR
+    registry = {**CLASSIFIERS, **TABULAR}
+    cls = ModelConfig if task == "lm" else registry[classifier][0] if classifier in registry else None
     types = {f.name: f.type for f in dataclasses.fields(cls)} if cls is not None else {}
     out = {}
     for kv in pairs:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_runs.ipynb #n669f74
 from __future__ import annotations
-import hashlib, json, random, shutil
+import hashlib, json, os, random, shutil
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +17,9 @@ from .model import generate, load_model
 from .tokenize import BOS, candles_from_features, load_tokenizer
 
 # %% auto #0
-__all__ = ['tokenizer_fingerprint', 'dataset_fingerprint', 'latest_checkpoint', 'checkpoint_path', 'save_checkpoint',
-           'load_checkpoint', 'run_config', 'load_run_model', 'window_symbols', 'data_vocab', 'decode_tokens',
-           'generate_from_run']
+__all__ = ['tokenizer_fingerprint', 'dataset_fingerprint', 'latest_checkpoint', 'checkpoint_path', 'link_final',
+           'save_checkpoint', 'load_checkpoint', 'run_config', 'dataset_shape', 'check_window_shape', 'load_run_model',
+           'window_symbols', 'data_vocab', 'decode_tokens', 'generate_from_run']
 
 # %% ../nbs/11_runs.ipynb #n0040d6
 def tokenizer_fingerprint(data) -> str:
@@ -48,15 +48,26 @@ def latest_checkpoint(run_dir) -> Path | None:
     return ck
 
 def checkpoint_path(run_dir, which: str = "final") -> Path:
-    "A run's weights: 'final' (its latest checkpoint), 'best' (best validation loss) or 'init' (where it started)."
+    """A run's weights: 'final' (its latest checkpoint; a run without checkpoints, a tabular model's, its final/), 'best'
+    (best validation figure) or 'init' (where it started)."""
     run_dir = Path(run_dir)
     if which == "final":
-        if (ck := latest_checkpoint(run_dir)) is None: raise MqbenchError(f"{run_dir}: no checkpoint; is it a training run folder?")
-        return ck
+        if (ck := latest_checkpoint(run_dir)) is not None: return ck
+        if (run_dir / "final" / "config.json").exists(): return run_dir / "final"
+        raise MqbenchError(f"{run_dir}: no checkpoint; is it a training run folder?")
     if which in ("best", "init"):
-        if not (run_dir / which / "model.safetensors").exists(): raise MqbenchError(f"{run_dir}: no {which}/ weights")
+        if not (run_dir / which / "config.json").exists(): raise MqbenchError(f"{run_dir}: no {which}/ weights")
         return run_dir / which
     raise MqbenchError(f"which must be 'final', 'best' or 'init', not {which!r}")
+
+def link_final(run_dir, ck) -> Path:
+    "Make run_dir/final/ the weights of checkpoint `ck` (its model files and config.json, hard-linked where the disk allows)."
+    with atomic_dir(Path(run_dir) / "final", overwrite=True) as tmp:
+        for p in Path(ck).iterdir():
+            if p.is_file() and p.name not in ("optimizer.pt", "rng.pt", "state.json"):
+                try: os.link(p, tmp / p.name)
+                except OSError: shutil.copy2(p, tmp / p.name)
+    return Path(run_dir) / "final"
 
 # %% ../nbs/11_runs.ipynb #n919c87
 def _rng_json() -> dict:
@@ -127,17 +138,34 @@ def _load_decoder(ck: Path, meta: dict, device=None) -> tuple:
     return model.eval(), {"checkpoint": str(ck), "task": "lm", "data": str(data), "vocab_size": m["vocab_size"],
                           "block_size": m["block_size"], "kind": m["params"]["kind"]}
 
+def dataset_shape(data) -> tuple[int, int]:
+    "(sequence_length, n_features) of a feature dataset's windows."
+    m = read_manifest(data, stage="features")
+    return int(m["params"]["dataset"]["sequence_length"]), len(json.loads((Path(data) / "features.json").read_text())["names"])
+
+def check_window_shape(model: dict, shape: tuple, where, data):
+    "Refuse a classifier (`model`: its config as JSON) whose windows are not of `shape` (sequence_length, n_features), naming both."
+    got = (model.get("sequence_length"), model.get("n_features"))
+    if got != tuple(shape):
+        raise MqbenchError(f"{where}: the model reads windows of {got[0]} x {got[1]} (snapshots x features); "
+                           f"{data} has windows of {shape[0]} x {shape[1]}")
+
 def _load_classifier(ck: Path, meta: dict, device=None) -> tuple:
     from mqbench.classifiers import load_classifier
-    ds = meta.get("dataset") or {}
+    from mqbench.tabular import TABULAR, load_tabular
+    ds, name = meta.get("dataset") or {}, meta["classifier"]
     data = Path(ds.get("path") or "")
     if not (data / "manifest.json").exists(): raise MqbenchError(f"{ck}: the dataset it was trained on ({data}) is gone")
+    check_window_shape(meta["model"], dataset_shape(data), ck, data)
     if (fp := dataset_fingerprint(data)) != ds.get("fingerprint"):
         raise MqbenchError(f"{ck}: the features or normalization in {data} changed since training "
                            f"(fingerprint {ds.get('fingerprint')} -> {fp})")
-    model = load_classifier(ck, device=device)
-    return model.eval(), {"checkpoint": str(ck), "task": "classify", "data": str(data), "classifier": meta["classifier"],
-                          "sequence_length": model.config.sequence_length, "n_features": model.config.n_features}
+    tabular = name in TABULAR
+    model = load_tabular(ck) if tabular else load_classifier(ck, device=device)
+    if tabular and device is not None: model = model.to(device)
+    return model.eval(), {"checkpoint": str(ck), "task": "classify", "data": str(data), "classifier": name,
+                          "kind": "tabular" if tabular else "torch", "sequence_length": model.config.sequence_length,
+                          "n_features": model.config.n_features}
 
 def load_run_model(run_dir, which: str = "final", device=None, *, task: str | None = None) -> tuple:
     "(model, info) of a run, its weights checked against the data the run was trained on; `task`: refuse a run of another."

@@ -19,17 +19,19 @@ from .core import from_fields, seed_everything, torch_device, write_manifest
 from .model import Decoder, ModelConfig, generate, load_model, preset, save_model
 from .optim import OptimConfig, Optimizer
 from .runs import checkpoint_path, data_vocab, dataset_fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint
-from .runs import run_config, tokenizer_fingerprint, window_symbols
+from .runs import check_window_shape, link_final, run_config, tokenizer_fingerprint, window_symbols
 from .runs import decode_tokens, generate_from_run, load_run_model  # noqa: F401 (their old home still answers)
 from .tokenize import PAD, load_tokenizer, load_tokens, unigram_cross_entropy
 
 # %% auto #0
-__all__ = ['TASKS', 'STAGES', 'STAGE_LR_SCALE', 'REWARDS', 'IGNORE', 'TASK_CLASSES', 'TrainConfig', 'Windows', 'Sampler',
-           'lm_targets', 'ce_sum', 'token_values', 'rewards', 'MetricsLog', 'LMTask', 'FeatureWindows', 'macro_f1',
-           'ClassifyTask', 'make_task', 'Trainer', 'train', 'grid_search', 'is_rank_zero', 'main']
+__all__ = ['TASKS', 'CLASS_WEIGHTS', 'STAGES', 'STAGE_LR_SCALE', 'REWARDS', 'IGNORE', 'TASK_CLASSES', 'TrainConfig',
+           'model_names', 'check_model_name', 'Windows', 'Sampler', 'lm_targets', 'ce_sum', 'token_values', 'rewards',
+           'MetricsLog', 'LMTask', 'FeatureWindows', 'macro_f1', 'class_weights', 'ClassifyTask', 'config_class',
+           'make_task', 'Trainer', 'train', 'TabularTrainer', 'grid_search', 'is_rank_zero', 'main']
 
 # %% ../nbs/11_train.ipynb #c008
 TASKS = ("lm", "classify")
+CLASS_WEIGHTS = ("balanced", "none")
 STAGES = ("pretrain", "midtrain", "sft", "rl")
 STAGE_LR_SCALE = {"pretrain": 1.0, "midtrain": 0.3, "sft": 0.3, "rl": 0.1}   # the default lr_scale of each stage
 REWARDS = ("token_acc", "return_mse")
@@ -46,9 +48,10 @@ class TrainConfig:
     resume: bool = False                # continue `out` from its latest checkpoint
     overwrite: bool = False             # start over in an existing `out`
     # the model, when not init_from (whose checkpoint fixes it); its input shape comes from the data
-    preset: str = "tiny"                # lm: the decoder's size, "micro", "tiny", "small", "base"
+    preset: str = "tiny"                # the model's size, "micro", "tiny", "small", "base" (classify: its config's PRESETS)
     style: str = "llama3"               # lm: the decoder's style, "llama3" or "nanochat"
-    classifier: str = "mlp"             # classify: the model, a name in classifiers.CLASSIFIERS
+    classifier: str = "mlp"             # classify: the model, a torch classifier or a tabular one
+    class_weight: str = "balanced"      # classify: "balanced" weighs each class by the inverse of its train frequency; "none"
     model: dict = field(default_factory=dict)                # model config overrides: n_embd, n_head, ... (lm); hidden, ... (classify)
     optim: OptimConfig = field(default_factory=OptimConfig)  # total_steps is set to `steps`
     lr_scale: float | None = None       # multiplies both peak rates; None: the stage's STAGE_LR_SCALE
@@ -61,7 +64,7 @@ class TrainConfig:
     eval_batches: int = 8               # validation windows: eval_batches * batch_size, evenly spaced over the split
     checkpoint_every: int = 100         # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 2           # how many of the newest checkpoints are kept
-    patience: int | None = None         # stop after this many evaluations without a better validation loss; None: never
+    patience: int | None = None         # stop after this many evaluations without a better lm loss / classify macro-F1; None: never
     log_every: int = 10                 # steps between train records in metrics.jsonl
     seed: int = 0                       # seeds the model's initialization, the batch order and RL's sampling
     device: str | None = None           # None: CUDA when present, else the CPU
@@ -83,6 +86,9 @@ class TrainConfig:
         if self.task == "classify" and self.stage != "pretrain":
             raise MqbenchError(f"stage {self.stage!r} is the language model's; classify trains in one stage")
         if self.reward not in REWARDS: raise MqbenchError(f"reward must be one of {list(REWARDS)}, not {self.reward!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise MqbenchError(f"class_weight must be one of {list(CLASS_WEIGHTS)}, not {self.class_weight!r}")
+        if self.task == "classify": check_model_name(self.classifier)
         for k in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
                   "log_every", "horizon"):
             if int(getattr(self, k)) < 1: raise MqbenchError(f"{k} must be at least 1, not {getattr(self, k)}")
@@ -101,6 +107,18 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig": return from_fields(cls, d, "train config")
+
+def model_names() -> dict:
+    "The models `classify` trains: {'torch': the names in classifiers.CLASSIFIERS, 'tabular': those in tabular.TABULAR}."
+    from mqbench.classifiers import CLASSIFIERS
+    from mqbench.tabular import TABULAR
+    return {"torch": sorted(CLASSIFIERS), "tabular": sorted(TABULAR)}
+
+def check_model_name(name: str):
+    "Refuse a classifier name that no registry knows, listing every name."
+    known = model_names()
+    if name not in known["torch"] + known["tabular"]:
+        raise MqbenchError(f"unknown model {name!r}: torch classifiers {known['torch']}, tabular models {known['tabular']}")
 
 # %% ../nbs/11_train.ipynb #c011
 class Windows:
@@ -272,7 +290,8 @@ def _mlflow(cfg: TrainConfig, run_dir: Path, run_id: str):
 def _check_resume(old: dict, new: TrainConfig, path: Path):
     "A resumed run must train as the one it continues; a few settings may change."
     free = {"resume", "overwrite", "device", "compile", "mlflow", "log_every", "steps", "keep_checkpoints", "out"}
-    old = {**json.loads(json.dumps(TrainConfig().to_json())), **old}      # a run written before a field existed had its default
+    before = {"class_weight": "none"}                                     # what a run written before the field did
+    old = {**json.loads(json.dumps(TrainConfig().to_json())), **before, **old}   # else a field it lacks had its default
     new = json.loads(json.dumps(new.to_json()))
     if diff := sorted(k for k in new if k not in free and old.get(k) != new[k]):
         raise MqbenchError(f"{path}: cannot resume with other settings: " + "; ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in diff))
@@ -296,6 +315,7 @@ def _init_from(cfg: TrainConfig) -> tuple:
 class LMTask:
     "The next-token objective over a token dataset's windows: the stages pretrain, midtrain, SFT and RL."
     units, baseline = "tokens", "unigram"           # what a step's loss is averaged over; the baseline's name
+    best = ("val_loss", "min")                       # the validation figure that selects best/ (and counts patience), and its direction
     summary_keys = ("traj_acc", "traj_return_nmse")  # eval figures that go into the summary too
     eval_size = 5                                    # the validation sums: see eval_sums
     def __init__(self, cfg: TrainConfig, device: torch.device):
@@ -357,6 +377,11 @@ def model_config(self: LMTask, init_ck: Path | None) -> ModelConfig:
     "The decoder's config, known before anything is written: the previous stage's, or the preset's."
     if init_ck is not None: return ModelConfig.from_json(json.loads((init_ck / "config.json").read_text())["model"])
     return preset(self.cfg.preset, self.cfg.style, **{**self.cfg.model, "vocab_size": self.V, "block_size": self.T})
+
+@patch
+def resumed_model_config(self: LMTask, saved: dict, where) -> ModelConfig:
+    "The config of the run being resumed (its config.json's `model`): the one its checkpoints hold."
+    return ModelConfig.from_json(saved)
 
 @patch
 def build_model(self: LMTask, mc: ModelConfig, start: Path | None) -> Decoder:
@@ -447,33 +472,58 @@ def macro_f1(confusion: np.ndarray) -> float:
     return float(f1[seen].mean()) if seen.any() else 0.0
 
 # %% ../nbs/11_train.ipynb #n43d147
+def class_weights(labels, how: str = "balanced", n_classes: int = 3) -> np.ndarray | None:
+    "Each class's loss weight from train labels: 'balanced' n / (C n_c) (mean 1 over the labels); 'none': None (all 1)."
+    if how == "none": return None
+    if how != "balanced": raise MqbenchError(f"class_weight must be one of {list(CLASS_WEIGHTS)}, not {how!r}")
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=n_classes).astype(np.float64)
+    if (counts == 0).any(): raise MqbenchError(f"class {int(np.argmin(counts))} has no labels: no balanced weight for it")
+    return counts.sum() / (n_classes * counts)
+
 class ClassifyTask:
-    "The label (DOWN, NEUTRAL, UP) of a feature dataset's windows, by a classifier from classifiers.CLASSIFIERS."
+    "The label (DOWN, NEUTRAL, UP) of a feature dataset's windows, by a torch classifier or a tabular model."
     units, baseline, stage, parts = "windows", "prior", "classify", ()
     summary_keys = ("val_accuracy", "val_macro_f1")
+    best = ("val_macro_f1", "max")                      # best/ and patience: the highest validation macro-F1
     eval_size = 2 + 9                                   # loss, windows, the 3 x 3 confusion matrix
     def __init__(self, cfg: TrainConfig, device: torch.device):
+        from mqbench.tabular import TABULAR
         self.cfg, self.manifest = _resolve_data(cfg, "features", "dataset", "mqbench prepare")
         data = Path(self.cfg.data)
         self.device, self.fingerprint, self.name = device, dataset_fingerprint(data), self.cfg.classifier
-        names = json.loads((data / "features.json").read_text())["names"]
-        self.L, self.F = int(self.manifest["params"]["dataset"]["sequence_length"]), len(names)
+        self.tabular = self.name in TABULAR
+        self.names = json.loads((data / "features.json").read_text())["names"]
+        self.L, self.F = int(self.manifest["params"]["dataset"]["sequence_length"]), len(self.names)
         self.ds_ref = {"path": str(data), "sequence_length": self.L, "n_features": self.F, "fingerprint": self.fingerprint}
 
     def load_windows(self, batch_size: int):
+        "The windows, the validation positions, the prior's validation loss; the class weights, from train's labels alone."
+        from mqbench.features import LABEL_NAMES
         self.train_w, self.eval_w = FeatureWindows(self.cfg.data, "train"), FeatureWindows(self.cfg.data, "eval")
         for w in (self.train_w, self.eval_w):
             if not len(w): raise MqbenchError(f"{self.cfg.data}: no {w.split} windows")
+        counts = np.bincount(self.train_w.labels, minlength=3)
+        if missing := [LABEL_NAMES[c] for c in range(3) if counts[c] == 0]:
+            raise MqbenchError(f"{self.cfg.data}: the train split has no {' and no '.join(missing)} windows (DOWN/NEUTRAL/UP "
+                               f"{counts.tolist()}): a classifier cannot learn a class it never sees; prepare the dataset with "
+                               f"--labels balanced")
         self.eval_ids = self.eval_w.spaced(self.cfg.eval_batches * batch_size)
-        prior = (np.bincount(self.train_w.labels, minlength=3) + 1.0) / (len(self.train_w) + 3.0)
+        prior = (counts + 1.0) / (len(self.train_w) + 3.0)
         self.baseline_loss = float(-np.log(prior[self.eval_w.labels[self.eval_ids]]).mean())
+        self.class_weights = class_weights(self.train_w.labels, self.cfg.class_weight)
+        self.weight = None if self.class_weights is None else torch.tensor(self.class_weights, dtype=torch.float32, device=self.device)
 
 # %% ../nbs/11_train.ipynb #nb559fb
 @patch
 def init_checkpoint(self: ClassifyTask) -> Path | None:
+    from mqbench.tabular import TABULAR
     ck, meta = _init_from(self.cfg)
     if ck is None: return None
     if "classifier" not in meta: raise MqbenchError(f"{self.cfg.init_from}: not a classifier run; a classifier cannot start from it")
+    if self.tabular: raise MqbenchError(f"{self.cfg.init_from}: {self.name} is fitted from nothing; init_from continues a torch classifier")
+    if meta["classifier"] in TABULAR:
+        raise MqbenchError(f"{self.cfg.init_from}: a {meta['classifier']} run; a torch classifier cannot start from a tabular model")
+    check_window_shape(meta["model"], (self.L, self.F), self.cfg.init_from, self.cfg.data)
     if (fp := (meta.get("dataset") or {}).get("fingerprint")) != self.fingerprint:
         raise MqbenchError(f"{self.cfg.init_from}: trained on other features ({(meta.get('dataset') or {}).get('path')}, "
                            f"fingerprint {fp}) than {self.cfg.data} ({self.fingerprint})")
@@ -483,11 +533,25 @@ def init_checkpoint(self: ClassifyTask) -> Path | None:
 def model_config(self: ClassifyTask, init_ck: Path | None):
     "The classifier's config, and its name (`self.name`): init_from's, or the config's for the dataset's window shape."
     from mqbench.classifiers import classifier_class, classifier_config
+    from mqbench.tabular import tabular_config
     if init_ck is not None:
         meta = json.loads((init_ck / "config.json").read_text())
         self.name = meta["classifier"]
         return from_fields(classifier_class(self.name), meta["model"], "classifier config")
-    return classifier_config(self.name, n_features=self.F, sequence_length=self.L, **self.cfg.model)
+    make = tabular_config if self.tabular else classifier_config
+    return make(self.name, n_features=self.F, sequence_length=self.L, feature_names=self.names, preset=self.cfg.preset, **self.cfg.model)
+
+def config_class(name: str):
+    "The config dataclass of classifier `name`, torch or tabular."
+    from mqbench.classifiers import classifier_class
+    from mqbench.tabular import TABULAR
+    return TABULAR[name][0] if name in TABULAR else classifier_class(name)
+
+@patch
+def resumed_model_config(self: ClassifyTask, saved: dict, where):
+    "The config of the run being resumed, refused when its windows are not the dataset's (prepared again since)."
+    check_window_shape(saved, (self.L, self.F), where, self.cfg.data)
+    return from_fields(config_class(self.name), saved, f"{self.name} config")
 
 @patch
 def build_model(self: ClassifyTask, mc, start: Path | None):
@@ -497,7 +561,8 @@ def build_model(self: ClassifyTask, mc, start: Path | None):
 @patch
 def save_weights(self: ClassifyTask, model, folder: Path):
     from mqbench.classifiers import save_classifier
-    save_classifier(model, folder, name=self.name, dataset=self.ds_ref)
+    from mqbench.tabular import save_tabular
+    (save_tabular if self.tabular else save_classifier)(model, folder, name=self.name, dataset=self.ds_ref)
 
 @patch
 def attach(self: ClassifyTask, model, mc): "Nothing to attach: a classifier has no reference model."
@@ -515,7 +580,7 @@ def batch(self: ClassifyTask, ids):
 @patch
 def loss(self: ClassifyTask, trainer, batch, seed: int):
     x, y = batch
-    return F.cross_entropy(trainer.model(x).float(), y, reduction="sum"), {}
+    return F.cross_entropy(trainer.model(x).float(), y, weight=self.weight, reduction="sum"), {}      # sum_i w(y_i) CE_i
 
 @patch
 def eval_sums(self: ClassifyTask, model, ids) -> torch.Tensor:
@@ -532,7 +597,8 @@ def eval_record(self: ClassifyTask, s: torch.Tensor) -> dict:
             "val_macro_f1": macro_f1(conf)}
 
 @patch
-def run_info(self: ClassifyTask) -> dict: return {"dataset": self.ds_ref}
+def run_info(self: ClassifyTask) -> dict:
+    return {"dataset": self.ds_ref, "class_weights": None if self.class_weights is None else self.class_weights.tolist()}
 
 @patch
 def manifest_data(self: ClassifyTask) -> dict: return self.ds_ref
@@ -590,7 +656,9 @@ def _prepare_folder(self: Trainer) -> Path | None:
     cfg, d = self.cfg, self.run_dir
     if (d / "config.json").exists():
         if cfg.resume:
-            _check_resume(run_config(d)["train"], cfg, d / "config.json")
+            saved = run_config(d)
+            _check_resume(saved["train"], cfg, d / "config.json")
+            self.mc = self.task.resumed_model_config(saved["model"], d)
             ck = latest_checkpoint(d)
             _barrier()
             return ck
@@ -738,15 +806,26 @@ def evaluate(self: Trainer) -> dict:
 
 @patch
 def _eval_and_stop(self: Trainer):
-    st, ev = self.state, self.evaluate()
-    if st["best_val"] is None or ev["val_loss"] < st["best_val"]:
-        st.update(best_val=ev["val_loss"], best_step=self.step, bad_evals=0)
-        if self.rank == 0: self.task.save_weights(self.raw, self.run_dir / "best")
-    else:
-        st["bad_evals"] += 1
+    ev = self.evaluate()
+    if self._record(ev) and self.rank == 0: self.task.save_weights(self.raw, self.run_dir / "best")
+    if self.cfg.patience is not None and self.state["bad_evals"] >= self.cfg.patience: self.state["early_stopped"] = True
+    self._log_eval(ev)
+
+@patch
+def _record(self: Trainer, ev: dict) -> bool:
+    "Note an evaluation: whether its figure (the task's `best`) is better than every one before (and patience starts again)."
+    (key, mode), st = self.task.best, self.state
+    v, best = ev[key], st["best_val"]
+    better = best is None or (v > best if mode == "max" else v < best)
+    if better: st.update(best_val=v, best_step=self.step, bad_evals=0)
+    else: st["bad_evals"] += 1
     st["last_eval"] = ev
-    if self.cfg.patience is not None and st["bad_evals"] >= self.cfg.patience: st["early_stopped"] = True
-    self.log.write({**ev, "best_val_loss": st["best_val"], "bad_evals": st["bad_evals"], "early_stopped": st["early_stopped"]})
+    return better
+
+@patch
+def _log_eval(self: Trainer, ev: dict):
+    st = self.state
+    self.log.write({**ev, f"best_{self.task.best[0]}": st["best_val"], "bad_evals": st["bad_evals"], "early_stopped": st["early_stopped"]})
 
 @patch
 def _checkpoint(self: Trainer):
@@ -787,12 +866,13 @@ def _finish(self: Trainer) -> dict:
     st, ev, task = self.state, self.state["last_eval"] or {}, self.task
     summary = {"run_dir": str(self.run_dir), "run_id": self.run_id, "task": self.cfg.task, "stage": task.stage, "steps": self.step,
                "early_stopped": st["early_stopped"], "start_val_loss": st["start_val"], "final_val_loss": ev.get("val_loss"),
-               "best_val_loss": st["best_val"], "best_step": st["best_step"], f"{task.baseline}_val_loss": task.baseline_loss,
+               f"best_{task.best[0]}": st["best_val"], "best_step": st["best_step"], f"{task.baseline}_val_loss": task.baseline_loss,
                task.units: st[task.units], f"{task.units}_per_s": st[task.units] / st["train_seconds"] if st["train_seconds"] else None,
                "train_seconds": st["train_seconds"], "params": self.raw.num_params(), "world_size": self.world,
                "device": str(self.device)}
     summary.update({k: ev[k] for k in task.summary_keys if k in ev})
     if self.rank == 0:
+        if (ck := latest_checkpoint(self.run_dir)) is not None: link_final(self.run_dir, ck)
         self.log.write({"event": "done", "step": self.step, **{k: v for k, v in summary.items() if k != "run_dir"}})
         self._manifest("done", summary)
         if self.log.mlflow is not None:
@@ -800,21 +880,72 @@ def _finish(self: Trainer) -> dict:
     return summary
 
 def train(config: TrainConfig) -> dict:
-    """Train one run as `config` says; returns the summary: run_dir, steps, final_val_loss, best_val_loss, the
-    baseline's validation loss (unigram_val_loss, prior_val_loss), tokens_per_s or windows_per_s, ... (traj_acc for
-    sft and rl, val_accuracy and val_macro_f1 for classify)."""
-    t = Trainer(config)
+    """Train one run as `config` says; returns the summary: run_dir, steps, final_val_loss, the best figure and its step
+    (lm: best_val_loss; classify: best_val_macro_f1), the baseline's validation loss (unigram_val_loss, prior_val_loss),
+    tokens_per_s or windows_per_s, ... (traj_acc for sft and rl, val_accuracy and val_macro_f1 for classify). A tabular
+    classifier (tabular.TABULAR) is fitted by `TabularTrainer`, every other run by the SGD loop of `Trainer`."""
+    from mqbench.tabular import TABULAR
+    t = (TabularTrainer if config.task == "classify" and config.classifier in TABULAR else Trainer)(config)
     try: return t.fit()
     finally:
         if t.made_group:
             import torch.distributed as dist
             dist.barrier(); dist.destroy_process_group()
 
+# %% ../nbs/11_train.ipynb #n3e2711
+class TabularTrainer(Trainer):
+    "A tabular model's run: the data, checks, folder and records of `Trainer`'s runs, the model fitted by its own `fit`."
+    def __init__(self, cfg: TrainConfig):
+        self._join_processes(cfg.device)
+        if self.world > 1: raise MqbenchError(f"{cfg.classifier} is fitted in one process: run it without torchrun")
+        self.task = make_task(cfg, self.device)
+        self.cfg = cfg = self.task.cfg
+        self.task.load_windows(cfg.batch_size)                  # the windows, the prior, the class weights; a missing class refused
+        self.init_ck = self.task.init_checkpoint()              # init_from refused: a tabular model is fitted from nothing
+        self.mc = self.task.model_config(None)
+        self.run_dir = self._name_run_folder()
+        self.run_id = self.run_dir.name
+        self._prepare_folder()                                  # an existing run: refused, emptied (overwrite) or checked (resume)
+        self.step, self.raw, self.log = 0, None, MetricsLog(None)
+        self.state = {"start_val": None, "best_val": None, "best_step": None, "bad_evals": 0, "early_stopped": False,
+                      "windows": 0, "train_seconds": 0.0, "last_eval": None}
+        man = read_manifest(self.run_dir) if cfg.resume and (self.run_dir / "manifest.json").exists() else {}
+        self.finished = man.get("summary") if man.get("status") == "done" else None
+
+    def _write_config(self, params: int | None):
+        d = {"run_id": self.run_id, "train": self.cfg.to_json(), "model": self.mc.to_json(), **self.task.run_info(), "world_size": 1,
+             "init_checkpoint": None, "params": params, f"{self.task.baseline}_val_loss": self.task.baseline_loss}
+        with atomic_path(self.run_dir / "config.json") as tmp: tmp.write_text(json.dumps(d, indent=2) + "\n")
+
+# %% ../nbs/11_train.ipynb #n724cbc
+@patch
+def fit(self: TabularTrainer) -> dict:
+    "Summarise the windows, fit, log the validation curve, write best/ and final/; the summary."
+    from mqbench.tabular import TABULAR, split_summaries
+    if self.finished is not None: return {**self.finished, "run_dir": str(self.run_dir)}      # resumed when done: nothing to fit
+    cfg, task, st = self.cfg, self.task, self.state
+    self.log = MetricsLog(self.run_dir / "metrics.jsonl", _mlflow(cfg, self.run_dir, self.run_id))
+    self.log.truncate(0)                                         # what a fit killed midway logged
+    self._write_config(None); self._manifest("running")
+    t0 = time.perf_counter()
+    ids = evenly_spaced(len(task.train_w), self.mc.max_train_windows or None)      # the train windows the fit reads
+    y = task.train_w.labels[ids]
+    train = (split_summaries(task.train_w.windows, ids), y, np.ones(len(y)) if task.class_weights is None else task.class_weights[y])
+    valid = (split_summaries(task.eval_w.windows, task.eval_ids), task.eval_w.labels[task.eval_ids])
+    best, self.raw, curve = TABULAR[task.name][1].fit(self.mc, train, valid, seed=cfg.seed, device=str(self.device))
+    st.update(train_seconds=time.perf_counter() - t0, windows=len(y))
+    st["early_stopped"] = len(curve) < getattr(self.mc, "n_estimators", len(curve))    # stopped before its last round
+    for self.step, rec in enumerate(curve, 1):
+        ev = {"event": "eval", "step": self.step, "stage": task.stage, **rec, "prior": task.baseline_loss}
+        self._record(ev); self._log_eval(ev)
+    for which, m in (("best", best), ("final", self.raw)): task.save_weights(m, self.run_dir / which)
+    self._write_config(self.raw.num_params())
+    return self._finish()
+
 # %% ../nbs/11_train.ipynb #c043
 def _with(base: TrainConfig, params: dict) -> TrainConfig:
     "base with each parameter put where it belongs: OptimConfig, the model's config (overrides), or TrainConfig."
-    from mqbench.classifiers import classifier_class
-    model_cls = ModelConfig if base.task == "lm" else classifier_class(base.classifier)
+    model_cls = ModelConfig if base.task == "lm" else config_class(base.classifier)
     opt_f, model_f, train_f = ({f.name for f in fields(c)} for c in (OptimConfig, model_cls, TrainConfig))
     o, m, t = {}, dict(base.model), {}
     for k, v in params.items():
@@ -835,13 +966,16 @@ def grid_search(base: TrainConfig, grid: dict, out, *, overwrite: bool = False) 
         row = {"run": f"{i:03d}", **params}
         try:
             s = train(replace(_with(base, params), out=str(out / f"{i:03d}"), resume=False, overwrite=True))
-            keep = [k for k in s if k.endswith(("_val_loss", "_per_s")) or k in ("steps", "params", "val_macro_f1", "run_dir")]
+            keep = [k for k in s if k.endswith(("_val_loss", "_per_s")) or k.startswith("best_")
+                    or k in ("steps", "params", "val_accuracy", "val_macro_f1", "run_dir")]
             row.update(status="ok", **{k: s[k] for k in keep})
         except MqbenchError as e:
             row.update(status=f"error: {e}")
         rows.append(row)
     df = pd.DataFrame(rows)
-    if "best_val_loss" in df: df = df.sort_values("best_val_loss", na_position="last", kind="stable").reset_index(drop=True)
+    key, mode = TASK_CLASSES[base.task].best
+    if f"best_{key}" in df:
+        df = df.sort_values(f"best_{key}", ascending=mode == "min", na_position="last", kind="stable").reset_index(drop=True)
     if _dist()[0] == 0:
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out / "results.csv") as tmp: df.to_csv(tmp, index=False)

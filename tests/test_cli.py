@@ -117,3 +117,68 @@ def test_demo_makes_every_report(tmp_path):
     bt = json.loads(next((tmp_path / "reports" / "backtest").glob("*/run.json")).read_text())["headline"]
     assert bt["beats_every_baseline"] == (bt["model_loss"] < bt["baseline_loss"])
     assert "the main job took" in p.stdout
+
+
+@pytest.fixture(scope="module")
+def example_dataset():
+    "The example day's dataset (mqbench.demo.example_inputs, built once and cached)."
+    from mqbench.demo import example_inputs
+    return example_inputs()["dataset"]
+
+
+def summary_of(p) -> dict:
+    return json.loads(p.stdout[p.stdout.index("{"):])
+
+
+def test_train_classify_xgboost(example_dataset, tmp_path):
+    "The command of the issue on the example day: a tabular run folder whose models load back and score what the run logged."
+    import numpy as np, torch
+    from sklearn.metrics import f1_score
+    from mqbench.core import evenly_spaced
+    from mqbench.features import WindowSplit
+    from mqbench.runs import load_run_model
+    run = tmp_path / "RUN"
+    s = summary_of(mq("train", "--task", "classify", "--model", "xgboost", "--data", example_dataset, "--out", run))
+    for k in ("val_accuracy", "val_macro_f1", "best_val_macro_f1", "params", "train_seconds", "windows_per_s", "best_step"):
+        assert s[k] is not None, k
+    assert s["task"] == "classify" and 0 <= s["val_macro_f1"] <= s["best_val_macro_f1"] <= 1 and s["params"] > 0
+    assert {p.name for p in run.iterdir()} == {"config.json", "manifest.json", "metrics.jsonl", "best", "final"}
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["classifier"] == "xgboost" and cfg["train"]["preset"] == "tiny" and cfg["model"]["max_depth"] == 4
+    assert json.loads((run / "manifest.json").read_text())["status"] == "done"
+    ev = WindowSplit(example_dataset, "eval")
+    ids = evenly_spaced(len(ev), cfg["train"]["eval_batches"] * cfg["train"]["batch_size"])   # the run's validation windows
+    x, y = ev.arrays(ids)
+    for which, key in (("best", "best_val_macro_f1"), ("final", "val_macro_f1")):
+        model, info = load_run_model(run, which, task="classify")
+        assert info["kind"] == "tabular" and info["classifier"] == "xgboost"
+        pred = model(torch.from_numpy(x)).argmax(1).numpy()
+        assert abs(f1_score(y, pred, average="macro") - s[key]) < 1e-12, which
+    log = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    f1s = [r["val_macro_f1"] for r in log if r["event"] == "eval"]
+    assert max(f1s) == s["best_val_macro_f1"] and int(np.argmax(f1s)) + 1 == s["best_step"]
+    p = mq("train", "--task", "classify", "--model", "xgboost", "--data", example_dataset, "--out", run, ok=False)
+    assert p.returncode == 1 and "a run is already there" in p.stderr
+
+
+def test_train_classify_bad_input_one_line(example_dataset, tmp_path):
+    "An unknown model, a train split without a class: one line on stderr, exit 1, nothing written."
+    import shutil
+    import pandas as pd
+    p = mq("train", "--task", "classify", "--model", "forest", "--data", example_dataset, "--out", tmp_path / "a", ok=False)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "a").exists()
+    assert "unknown model 'forest'" in p.stderr and "xgboost" in p.stderr and "logistic_regression" in p.stderr and "mlp" in p.stderr
+    ds = tmp_path / "no_down"
+    shutil.copytree(example_dataset, ds)
+    w = pd.read_parquet(ds / "train_windows.parquet")
+    w.loc[w.label == 0, "label"] = 1
+    w.to_parquet(ds / "train_windows.parquet")
+    for model in ("xgboost", "mlp"):
+        p = mq("train", "--task", "classify", "--model", model, "--data", ds, "--out", tmp_path / model, ok=False)
+        assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / model).exists(), model
+        assert "the train split has no DOWN windows" in p.stderr and str(ds) in p.stderr and "--labels balanced" in p.stderr
+
+
+def test_train_help_lists_the_models():
+    out = " ".join(mq("train", "--help").stdout.split())
+    assert "--classifier CLASSIFIER, --model CLASSIFIER" in out and "tabular: logistic_regression, xgboost" in out and "mlp" in out

@@ -134,3 +134,59 @@ def test_bad_input_is_a_message_not_a_traceback(tokens, tmp_path):
     p = subprocess.run(train_cmd(tokens, tmp_path / "y", "--steps", "1", "--set", "block_size=128"), env=env(),
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "come from the data" in p.stderr
+
+
+def classify_cmd(data, out, *args):
+    return [PY, "-m", "mqbench.train", "--task", "classify", "--data", str(data), "--out", str(out), "--set", "hidden=32", "--no-mlflow",
+            *args]
+
+
+def test_killed_classify_run_resumes_bitwise(tokens, tmp_path):
+    "A classifier run (class weights on, best/ by macro-F1) killed by SIGKILL and resumed ends where an uninterrupted run ends."
+    data = tokens.parent / "ds"
+    args = ["--steps", "300", "--batch-size", "16", "--checkpoint-every", "5", "--eval-every", "25", "--log-every", "1",
+            "--warmup-steps", "5", "--device", "cpu"]
+    ref = subprocess.run(classify_cmd(data, tmp_path / "ref", *args), env=env(), capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    run = tmp_path / "killed"
+    p = subprocess.Popen(classify_cmd(data, run, *args), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not any(r["event"] == "checkpoint" for r in records(run)):
+        assert p.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.005)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not any(r["event"] == "done" for r in records(run)), "killed mid-run"
+    res = subprocess.run(classify_cmd(data, run, *args, "--resume"), env=env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    for which in ("final", "best"):
+        a = load_file(str((final_checkpoint(tmp_path / "ref") if which == "final" else tmp_path / "ref" / "best") / "model.safetensors"))
+        b = load_file(str((final_checkpoint(run) if which == "final" else run / "best") / "model.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), which
+    sa, sb = (json.loads(res.stdout[res.stdout.index("{"):]), json.loads(ref.stdout[ref.stdout.index("{"):]))
+    for k in ("best_val_macro_f1", "best_step", "val_macro_f1", "val_accuracy", "final_val_loss"):
+        assert sa[k] == sb[k], k
+    assert [r["step"] for r in records(run) if r["event"] == "done"] == [300]
+
+
+def test_window_summaries_from_running_sums_match_the_windows():
+    "split_summaries (prefix sums restarted every L rows, sliding min/max) equals the direct computation on random splits."
+    import numpy as np, pandas as pd, types
+    from hypothesis import given, settings, strategies as st
+    from mqbench.tabular import split_summaries, window_summaries
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.integers(1, 12), st.integers(0, 60), st.integers(1, 4), st.integers(0, 2**31), st.floats(0.01, 1e3))
+    def check(L, extra, F, seed, scale):
+        rng = np.random.default_rng(seed)
+        rows = (rng.normal(size=(L + extra, F)) * scale).astype(np.float32)
+        rows[:, 0] = np.round(rows[:, 0])                                   # runs of equal values: constant windows
+        ends = rng.integers(L - 1, L + extra, size=20)
+        s = types.SimpleNamespace(rows=rows, sequence_length=L, windows=pd.DataFrame({"row_end": ends}))
+        wins = np.stack([rows[e - L + 1:e + 1] for e in ends])
+        got, want = split_summaries(s, chunk=3), window_summaries(torch.from_numpy(wins)).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * scale)
+        const = wins.min(1) == wins.max(1)                                  # (n, F)
+        assert (got[:, 2 * F:3 * F][const] == 0).all() and (want[:, 2 * F:3 * F][const] == 0).all()
+    check()
