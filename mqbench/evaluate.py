@@ -645,7 +645,7 @@ def classification_backtest(dataset_dir, predictions: dict, split: str = "test")
                      **{f"recall_{c}": r["per_class"].loc[c, "recall"] for c in CLASSES}})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12_evaluate.ipynb #n32ed40
+# %% ../nbs/12_evaluate.ipynb #n1fe906
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "mcc")
 
 def confusion_counts(y_true, y_pred, n_classes: int = 3) -> np.ndarray:
@@ -667,7 +667,7 @@ def metrics_from_confusion(confusion) -> dict:
     return {"accuracy": tp.sum(-1) / safe_n, "macro_f1": f1.mean(-1), "weighted_f1": (f1 * true).sum(-1) / safe_n,
             "mcc": np.divide(cov_tp, den, out=np.zeros_like(cov_tp), where=den > 0)}
 
-# %% ../nbs/12_evaluate.ipynb #n7f6ed2
+# %% ../nbs/12_evaluate.ipynb #n3ff445
 def symbol_runs(groups, n: int | None = None) -> list:
     """[(start, end)] of the runs of equal consecutive values of `groups` (each window's symbol); all windows in one run
     when `groups` is None. A symbol whose windows are not contiguous is refused: windows are stored per symbol in time order."""
@@ -703,7 +703,7 @@ def block_starts(groups, block: int, n_boot: int, seed: int = 0, n: int | None =
     u = np.random.default_rng(seed).random((int(n_boot), len(lengths)))
     return offset + (u * positions).astype(np.int64), lengths
 
-# %% ../nbs/12_evaluate.ipynb #n3b3d15
+# %% ../nbs/12_evaluate.ipynb #n7276a0
 def _as_labels(p, n: int, what: str) -> np.ndarray:
     "Labels (n,) from labels or from class probabilities or logits (n, 3) (their argmax)."
     a = np.asarray(p)
@@ -798,7 +798,7 @@ def block_bootstrap(y_true, predictions: dict, groups=None, *, block: int, n_boo
             "level": float(level), "seed": int(seed), "seconds": round(time.perf_counter() - t0, 3)}
     return Intervals(pd.DataFrame(rows).set_index("predictor"), samples, info)
 
-# %% ../nbs/12_evaluate.ipynb #n3f3d4e
+# %% ../nbs/12_evaluate.ipynb #n3efa1a
 def block_length(dataset_dir, footprints: float = 2.0) -> int:
     """The bootstrap's default block, in windows, for a dataset: `footprints` times the ticks a window's input and label
     cover (sequence length + horizon), over the stride between windows."""
@@ -833,14 +833,16 @@ def latency(model, window=None, *, calls: int = 200, warmup: int = 20, threads: 
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
             "calls": int(calls), "threads": int(used)}
 
-# %% ../nbs/12_evaluate.ipynb #n51f894
+# %% ../nbs/12_evaluate.ipynb #ne7d730
 def _device_of(model) -> torch.device:
     try: return next(model.parameters()).device
     except (AttributeError, StopIteration): return torch.device("cpu")
 
-def predict_run(run_dir, split: str = "test", which: str = "best", *, data=None, batch_size: int = 512, device=None) -> np.ndarray:
+def predict_run(run_dir, split: str = "test", which: str = "best", *, data=None, stride: int = 1, batch_size: int = 512,
+                device=None) -> np.ndarray:
     """Class probabilities (n, 3) float32 of a classifier run on the windows of `split` of the dataset it was trained on
-    (or of `data`, a dataset of the same window shape), in the split's order, `batch_size` windows at a time."""
+    (or of `data`, a dataset of the same window shape), in the split's order, `batch_size` windows at a time;
+    `stride`: every stride-th window only (0, stride, 2 stride, ...)."""
     from mqbench.features import WindowSplit
     model, info = load_run_model(run_dir, which, device, task="classify")
     data = Path(data if data is not None else info.get("data") or "")
@@ -850,14 +852,16 @@ def predict_run(run_dir, split: str = "test", which: str = "best", *, data=None,
     if (s.sequence_length, len(s.names)) != want:
         raise MqbenchError(f"{data}: windows of ({s.sequence_length}, {len(s.names)}) (snapshots, features); "
                            f"the model of {run_dir} reads {want}")
-    dev, out = _device_of(model), np.empty((len(s), 3), np.float32)
+    if int(stride) < 1: raise MqbenchError(f"stride must be at least 1, not {stride}")
+    idx = np.arange(0, len(s), int(stride))
+    dev, out = _device_of(model), np.empty((len(idx), 3), np.float32)
     with torch.inference_mode():
-        for a in range(0, len(s), batch_size):
-            x, _ = s.arrays(np.arange(a, min(a + batch_size, len(s))))
+        for a in range(0, len(idx), batch_size):
+            x, _ = s.arrays(idx[a:a + batch_size])
             out[a:a + len(x)] = model(torch.from_numpy(x).to(dev)).float().softmax(-1).cpu().numpy()
     return out
 
-# %% ../nbs/12_evaluate.ipynb #n8bc713
+# %% ../nbs/12_evaluate.ipynb #n241cd2
 PUBLISHED_TARGETS = {"accuracy": 0.45, "macro_f1": 0.40}   # the first sparse-attention system's targets on 3 classes (eval split)
 
 @dataclass
@@ -877,14 +881,15 @@ def _summary(run_dir) -> dict:
     return (json.loads(p.read_text()).get("summary") or {}) if p.exists() else {}
 
 def run_entry(run_dirs, split: str = "test", *, name: str | None = None, family: str | None = None, which: str = "best",
-              data=None, batch_size: int = 512, latency_calls: int = 200, threads: int | None = 1) -> Entry:
-    """A leaderboard row from the runs of one model, one per seed: the probabilities of each on `split` (`predict_run`),
+              data=None, stride: int = 1, batch_size: int = 512, latency_calls: int = 200, threads: int | None = 1) -> Entry:
+    """A leaderboard row from the runs of one model, one per seed: the probabilities of each on `split` (`predict_run`;
+    `stride`: every stride-th window),
     the parameter count and mean training time from their summaries, the batch-1 CPU latency of the first (none with
     `latency_calls=0`). The name defaults to the classifier's; the family to neural for the torch registry, else tabular."""
     from mqbench.classifiers import CLASSIFIERS
     runs = [str(run_dirs)] if isinstance(run_dirs, (str, Path)) else [str(r) for r in run_dirs]
     if not runs: raise MqbenchError("no runs to score")
-    preds = [predict_run(r, split, which, data=data, batch_size=batch_size) for r in runs]
+    preds = [predict_run(r, split, which, data=data, stride=stride, batch_size=batch_size) for r in runs]
     model, info = load_run_model(runs[0], which, "cpu", task="classify")
     clf = info.get("classifier") or type(model).__name__
     sums = [_summary(r) for r in runs]
@@ -907,17 +912,18 @@ def _label_delay_ns(dataset_dir) -> int:
         return int(label["horizon_ticks"]) * every
     return int(round(float(read_manifest(dataset_dir, stage="features")["params"]["dataset"]["horizon_ms"]) * 1e6))
 
-def baseline_entries(dataset_dir, split: str = "test") -> list:
+def baseline_entries(dataset_dir, split: str = "test", stride: int = 1) -> list:
     """The majority class of train and persistence (the label of the latest earlier window of the same symbol already
-    known when the window closes; the majority class where none is) on `split`, as leaderboard rows."""
+    known when the window closes, any window of the split; the majority class where none is) on every `stride`-th window
+    of `split`, as leaderboard rows."""
     from mqbench.features import load_dataset
     ds = load_dataset(dataset_dir)
-    y = ds[split].labels
+    n = len(ds[split].labels[::stride])
     majority = int(np.bincount(ds["train"].labels, minlength=3).argmax())
-    return [Entry("majority", "baseline", [np.full(len(y), majority)]),
-            Entry("persistence", "baseline", [persistence_labels(ds[split].windows, _label_delay_ns(dataset_dir), majority)])]
+    return [Entry("majority", "baseline", [np.full(n, majority)]),
+            Entry("persistence", "baseline", [persistence_labels(ds[split].windows, _label_delay_ns(dataset_dir), majority)[::stride]])]
 
-# %% ../nbs/12_evaluate.ipynb #ne97976
+# %% ../nbs/12_evaluate.ipynb #n5c6a25
 @dataclass
 class Leaderboard:
     "Every predictor scored on the same windows: what `leaderboard` returns."
@@ -951,21 +957,23 @@ class Leaderboard:
         clears = np.logical_and.reduce([t[f"{k}_lo"] > v for k, v in targets.items()])
         return pd.DataFrame({**{k: t[k] for k in targets}, "meets": meets, "clears": clears}, index=t.index)
 
-# %% ../nbs/12_evaluate.ipynb #n3d8baf
-def leaderboard(dataset_dir, entries, split: str = "test", *, baselines: bool = True, block: int | None = None,
+# %% ../nbs/12_evaluate.ipynb #n505a36
+def leaderboard(dataset_dir, entries, split: str = "test", *, stride: int = 1, baselines: bool = True, block: int | None = None,
                 n_boot: int = 2000, level: float = 0.99, seed: int = 0) -> Leaderboard:
-    """Score `entries` (and the majority and persistence baselines) on `split` of a dataset, each metric with its `level`
-    block-bootstrap interval (`block`: windows per block, default `block_length`). The table, one row per predictor,
+    """Score `entries` (and the majority and persistence baselines) on `split` of a dataset (every `stride`-th window,
+    as the entries' predictions are), each metric with its `level` block-bootstrap interval (`block`: scored windows
+    per block, default `block_length` over the stride). The table, one row per predictor,
     best macro-F1 first: family, seeds; macro_f1, accuracy, weighted_f1, mcc, each with _lo, _hi and _sd (over seeds);
     recall_DOWN, recall_NEUTRAL, recall_UP; params, train_seconds, latency_p50_ms, latency_p99_ms."""
     from mqbench.features import load_dataset
     t0 = time.perf_counter()
     ds = load_dataset(dataset_dir)
-    y, groups = ds[split].labels, ds[split].windows["symbol"].to_numpy()
-    entries = list(entries) + (baseline_entries(dataset_dir, split) if baselines else [])
+    if int(stride) < 1: raise MqbenchError(f"stride must be at least 1, not {stride}")
+    y, groups = ds[split].labels[::stride], ds[split].windows["symbol"].to_numpy()[::stride]
+    entries = list(entries) + (baseline_entries(dataset_dir, split, stride) if baselines else [])
     if dup := sorted({e.name for e in entries if [f.name for f in entries].count(e.name) > 1}):
         raise MqbenchError(f"two leaderboard rows named {dup}: give each entry a name of its own")
-    block = int(block or block_length(dataset_dir))
+    block = int(block or math.ceil(block_length(dataset_dir) / stride))
     iv = block_bootstrap(y, {e.name: e.predictions for e in entries}, groups, block=block, n_boot=n_boot, level=level, seed=seed)
     rows, confusion = [], {}
     for e in entries:
@@ -981,7 +989,8 @@ def leaderboard(dataset_dir, entries, split: str = "test", *, baselines: bool = 
                      "latency_p50_ms": lat.get("p50_ms"), "latency_p99_ms": lat.get("p99_ms")})
     table = pd.DataFrame(rows).set_index("predictor").sort_values("macro_f1", ascending=False, kind="stable")
     table["seeds"] = table["seeds"].astype(int)
-    info = {"dataset": str(dataset_dir), "split": split, "windows": int(len(y)), "balance": np.bincount(y, minlength=3).tolist(),
+    info = {"dataset": str(dataset_dir), "split": split, "windows": int(len(y)), "stride": int(stride),
+            "balance": np.bincount(y, minlength=3).tolist(),
             **{k: iv.info[k] for k in ("block", "blocks", "symbols", "n_boot", "level", "seed")},
             "seconds": round(time.perf_counter() - t0, 3)}
     return Leaderboard(table, confusion, iv, info)
