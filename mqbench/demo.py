@@ -117,8 +117,8 @@ def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int
         echo(f"tables in {out_dir / 'book'}")
     return summary
 
-# %% ../nbs/15_demo.ipynb #nf3971f
-LEADERBOARD = dict(seeds=3, preset="micro", steps=100, batch_size=16, eval_every=50, eval_windows=256, n_boot=1000,
+# %% ../nbs/15_demo.ipynb #n7dd910
+LEADERBOARD = dict(seeds=3, preset="micro", steps=100, batch_size=16, eval_every=50, eval_windows=256, stride=10, n_boot=1000,
                    latency_calls=100)
 
 def leaderboard_line(h: dict) -> str:
@@ -132,16 +132,15 @@ def leaderboard_line(h: dict) -> str:
 
 # %% ../nbs/15_demo.ipynb #d103
 def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
-             ablation_budgets: str = "40,120", stride: int = 10, leaderboard: dict | None = None, reports_root=None, echo=print,
+             ablation_budgets: str = "40,120", leaderboard: dict | None = None, reports_root=None, echo=print,
              verbose: bool = False) -> dict:
     """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
     them (the `train` report), then the backtest, stylized-facts, ablation and leaderboard reports, and
     `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
-    on one symbol and on all, for `ablation_budgets` steps; the dataset has a window every `stride` ticks, and
-    `leaderboard` overrides parameters of the leaderboard (`LEADERBOARD` holds the main job's). Each report shows a
+    on one symbol and on all, for `ablation_budgets` steps; `leaderboard` overrides parameters of the leaderboard
+    (`LEADERBOARD` holds the main job's). Each report shows a
     bar of its cells and then its headline (`verbose`: papermill's log of every cell instead; nothing with `echo=None`).
     Returns {report: its run record} and timings."""
-    from mqbench.features import DatasetConfig
     from mqbench.prepare import prepare_itch
     from mqbench.reports import run_report
     from mqbench.tokenize import write_token_dataset
@@ -152,7 +151,7 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
         if echo: echo(f"== {name}: {times[name]} s")
     day = day_summary(out_dir, symbols=symbols, hours=hours, seed=seed, echo=echo)
     stage("day and books")
-    prepare_itch(day["day"], out_dir / "dataset", DatasetConfig(stride=stride), overwrite=True)
+    prepare_itch(day["day"], out_dir / "dataset", overwrite=True)
     stage("dataset")
     tok = write_token_dataset(out_dir / "dataset", out_dir / "tokens", block_size=256, overwrite=True)
     if echo: echo(f"event tokens: vocabulary {tok['vocab_size']}, windows " +
