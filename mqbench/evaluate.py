@@ -645,7 +645,7 @@ def classification_backtest(dataset_dir, predictions: dict, split: str = "test")
                      **{f"recall_{c}": r["per_class"].loc[c, "recall"] for c in CLASSES}})
     return pd.DataFrame(rows)
 
-# %% ../nbs/12_evaluate.ipynb #n711a92
+# %% ../nbs/12_evaluate.ipynb #n320f38
 METRICS = ("accuracy", "macro_f1", "weighted_f1", "mcc")
 
 def confusion_counts(y_true, y_pred, n_classes: int = 3) -> np.ndarray:
@@ -667,7 +667,7 @@ def metrics_from_confusion(confusion) -> dict:
     return {"accuracy": tp.sum(-1) / safe_n, "macro_f1": f1.mean(-1), "weighted_f1": (f1 * true).sum(-1) / safe_n,
             "mcc": np.divide(cov_tp, den, out=np.zeros_like(cov_tp), where=den > 0)}
 
-# %% ../nbs/12_evaluate.ipynb #n6b40b9
+# %% ../nbs/12_evaluate.ipynb #n8c119a
 def symbol_runs(groups, n: int | None = None) -> list:
     """[(start, end)] of the runs of equal consecutive values of `groups` (each window's symbol); all windows in one run
     when `groups` is None. A symbol whose windows are not contiguous is refused: windows are stored per symbol in time order."""
@@ -703,7 +703,7 @@ def block_starts(groups, block: int, n_boot: int, seed: int = 0, n: int | None =
     u = np.random.default_rng(seed).random((int(n_boot), len(lengths)))
     return offset + (u * positions).astype(np.int64), lengths
 
-# %% ../nbs/12_evaluate.ipynb #nbe1e48
+# %% ../nbs/12_evaluate.ipynb #n0e7f12
 def _as_labels(p, n: int, what: str) -> np.ndarray:
     "Labels (n,) from labels or from class probabilities or logits (n, 3) (their argmax)."
     a = np.asarray(p)
@@ -798,7 +798,7 @@ def block_bootstrap(y_true, predictions: dict, groups=None, *, block: int, n_boo
             "level": float(level), "seed": int(seed), "seconds": round(time.perf_counter() - t0, 3)}
     return Intervals(pd.DataFrame(rows).set_index("predictor"), samples, info)
 
-# %% ../nbs/12_evaluate.ipynb #nd6d239
+# %% ../nbs/12_evaluate.ipynb #nccbecb
 def block_length(dataset_dir, footprints: float = 2.0) -> int:
     """The bootstrap's default block, in windows, for a dataset: `footprints` times the ticks a window's input and label
     cover (sequence length + horizon), over the stride between windows."""
@@ -833,7 +833,7 @@ def latency(model, window=None, *, calls: int = 200, warmup: int = 20, threads: 
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
             "calls": int(calls), "threads": int(used)}
 
-# %% ../nbs/12_evaluate.ipynb #n8ca876
+# %% ../nbs/12_evaluate.ipynb #ne8bd2d
 def _device_of(model) -> torch.device:
     try: return next(model.parameters()).device
     except (AttributeError, StopIteration): return torch.device("cpu")
@@ -861,7 +861,7 @@ def predict_run(run_dir, split: str = "test", which: str = "best", *, data=None,
             out[a:a + len(x)] = model(torch.from_numpy(x).to(dev)).float().softmax(-1).cpu().numpy()
     return out
 
-# %% ../nbs/12_evaluate.ipynb #na28a83
+# %% ../nbs/12_evaluate.ipynb #n44438e
 PUBLISHED_TARGETS = {"accuracy": 0.45, "macro_f1": 0.40}   # the first sparse-attention system's targets on 3 classes (eval split)
 
 @dataclass
@@ -923,7 +923,7 @@ def baseline_entries(dataset_dir, split: str = "test", stride: int = 1) -> list:
     return [Entry("majority", "baseline", [np.full(n, majority)]),
             Entry("persistence", "baseline", [persistence_labels(ds[split].windows, _label_delay_ns(dataset_dir), majority)[::stride]])]
 
-# %% ../nbs/12_evaluate.ipynb #n5ca861
+# %% ../nbs/12_evaluate.ipynb #n1f7144
 @dataclass
 class Leaderboard:
     "Every predictor scored on the same windows: what `leaderboard` returns."
@@ -957,7 +957,7 @@ class Leaderboard:
         clears = np.logical_and.reduce([t[f"{k}_lo"] > v for k, v in targets.items()])
         return pd.DataFrame({**{k: t[k] for k in targets}, "meets": meets, "clears": clears}, index=t.index)
 
-# %% ../nbs/12_evaluate.ipynb #nc3f58e
+# %% ../nbs/12_evaluate.ipynb #n223752
 def leaderboard(dataset_dir, entries, split: str = "test", *, stride: int = 1, baselines: bool = True, block: int | None = None,
                 n_boot: int = 2000, level: float = 0.99, seed: int = 0) -> Leaderboard:
     """Score `entries` (and the majority and persistence baselines) on `split` of a dataset (every `stride`-th window,
