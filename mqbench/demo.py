@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import data_dir
 
 # %% auto #0
-__all__ = ['EXAMPLE', 'example_inputs', 'follow_metrics', 'day_summary', 'main_job']
+__all__ = ['EXAMPLE', 'LEADERBOARD', 'example_inputs', 'follow_metrics', 'day_summary', 'leaderboard_line', 'main_job']
 
 # %% ../nbs/15_demo.ipynb #c005
 EXAMPLE = dict(symbols=3, hours=0.05, seed=2, block_size=64, steps=60)
@@ -117,14 +117,30 @@ def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int
         echo(f"tables in {out_dir / 'book'}")
     return summary
 
+# %% ../nbs/15_demo.ipynb #n7dd910
+LEADERBOARD = dict(seeds=3, preset="micro", steps=100, batch_size=16, eval_every=50, eval_windows=256, stride=10, n_boot=1000,
+                   latency_calls=100)
+
+def leaderboard_line(h: dict) -> str:
+    "The leaderboard's headline in one line: the best model and the best neural one, with its verdicts."
+    if not h: return "leaderboard: no headline"
+    said = {"beats": "beats {}", "below": "is below {}", "not resolved": "is not resolved against {}"}
+    vs = ", ".join(said.get(v, "{} " + str(v)).format(k[3:]) for k, v in h.items() if k.startswith("vs_"))
+    return (f"leaderboard: best {h.get('best_model')} (macro-F1 {h.get('best_macro_f1')}, 99% lower end {h.get('best_macro_f1_lo')}); "
+            f"the best neural model, {h.get('best_neural')} ({h.get('neural_macro_f1')}), {vs or 'has nothing to compare with'}; "
+            f"published targets {'met' if h.get('meets_targets') else 'not met'}")
+
 # %% ../nbs/15_demo.ipynb #d103
 def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
-             ablation_budgets: str = "40,120", reports_root=None, echo=print, verbose: bool = False) -> dict:
+             ablation_budgets: str = "40,120", leaderboard: dict | None = None, reports_root=None, echo=print,
+             verbose: bool = False) -> dict:
     """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
-    them (the `train` report), then the backtest, stylized-facts, ablation and classification reports, and
+    them (the `train` report), then the backtest, stylized-facts, ablation and leaderboard reports, and
     `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
-    on one symbol and on all, for `ablation_budgets` steps. Each report shows a bar of its cells and then its headline
-    (`verbose`: papermill's log of every cell instead; nothing with `echo=None`). Returns {report: its run record} and timings."""
+    on one symbol and on all, for `ablation_budgets` steps; `leaderboard` overrides parameters of the leaderboard
+    (`LEADERBOARD` holds the main job's). Each report shows a
+    bar of its cells and then its headline (`verbose`: papermill's log of every cell instead; nothing with `echo=None`).
+    Returns {report: its run record} and timings."""
     from mqbench.prepare import prepare_itch
     from mqbench.reports import run_report
     from mqbench.tokenize import write_token_dataset
@@ -148,7 +164,8 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
             ("stylized_facts", dict(run=str(run), context=128, horizon=256, n_contexts=32)),
             ("ablation", dict(data=str(out_dir / "tokens"), capacities="micro,tiny", budgets=ablation_budgets, batch_size=8,
                               eval_windows=128, context=128, horizon=128, out=str(out_dir / "ablation"))),
-            ("classification", dict(dataset=str(out_dir / "dataset")))]
+            ("leaderboard", {"dataset": str(out_dir / "dataset"), "out": str(out_dir / "leaderboard"),
+                             **LEADERBOARD, **(leaderboard or {})})]
     done = {}
     for name, params in plan:
         if echo: echo(f"== report {name} {params}")
@@ -158,5 +175,6 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
         echo(f"{'report':16} {'seconds':>8}  headline")
         for name, r in done.items():
             echo(f"{name:16} {r.get('seconds', 0):>8.1f}  {json.dumps(r.get('headline', {}))}")
+        echo(leaderboard_line(done["leaderboard"].get("headline", {})))
         echo(f"the main job took {time.perf_counter() - t0:.0f} s; every report: {next(iter(done.values()))['index']}")
     return {"reports": done, "seconds": times, "day": day}

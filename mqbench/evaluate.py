@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_evaluate.ipynb #c003
 from __future__ import annotations
-import math, time
-from dataclasses import dataclass
+import contextlib, json, math, time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,12 @@ from .model import generate as model_generate
 from .runs import decode_tokens, load_run_model
 
 # %% auto #0
-__all__ = ['CLASSES', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform', 'fit_baselines', 'model_log_probs',
-           'field_digits', 'Scorer', 'Backtest', 'backtest', 'Rollouts', 'rollouts', 'LoopConfig', 'replay_events',
-           'replay_rollouts', 'loop_summary', 'price_paths', 'rollout_samples', 'classification_metrics',
-           'persistence_labels', 'classification_backtest']
+__all__ = ['CLASSES', 'METRICS', 'PUBLISHED_TARGETS', 'scored_targets', 'NgramBaseline', 'CopyPrevious', 'Uniform',
+           'fit_baselines', 'model_log_probs', 'field_digits', 'Scorer', 'Backtest', 'backtest', 'Rollouts', 'rollouts',
+           'LoopConfig', 'replay_events', 'replay_rollouts', 'loop_summary', 'price_paths', 'rollout_samples',
+           'classification_metrics', 'persistence_labels', 'classification_backtest', 'confusion_counts',
+           'metrics_from_confusion', 'symbol_runs', 'block_starts', 'Intervals', 'block_bootstrap', 'block_length',
+           'latency', 'predict_run', 'Entry', 'run_entry', 'baseline_entries', 'Leaderboard', 'leaderboard']
 
 # %% ../nbs/12_evaluate.ipynb #c007
 def scored_targets(windows: np.ndarray) -> tuple:
@@ -594,12 +596,12 @@ def rollout_samples(ro: Rollouts, replayed: dict | None = None) -> dict:
         out[name] = q
     return out
 
-
 # %% ../nbs/12_evaluate.ipynb #c031
 CLASSES = ("DOWN", "NEUTRAL", "UP")
 
 def classification_metrics(y_true, y_pred, labels=(0, 1, 2), names=CLASSES) -> dict:
-    "Accuracy, macro-F1, MCC, the confusion matrix (rows true, columns predicted) and per-class precision, recall and F1 (scikit-learn)."
+    """Accuracy, macro-F1, weighted-F1 (each class's F1 weighted by its support), MCC, the confusion matrix (rows true, columns
+    predicted) and per-class precision, recall and F1 (scikit-learn)."""
     from sklearn import metrics as skm
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape: raise MqbenchError(f"{len(y_true)} labels but {len(y_pred)} predictions")
@@ -607,6 +609,7 @@ def classification_metrics(y_true, y_pred, labels=(0, 1, 2), names=CLASSES) -> d
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=list(labels), zero_division=0)
     return {"n": int(len(y_true)), "accuracy": float(skm.accuracy_score(y_true, y_pred)),
             "macro_f1": float(skm.f1_score(y_true, y_pred, labels=list(labels), average="macro", zero_division=0)),
+            "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=list(labels), average="weighted", zero_division=0)),
             "mcc": float(skm.matthews_corrcoef(y_true, y_pred)),
             "confusion": pd.DataFrame(skm.confusion_matrix(y_true, y_pred, labels=list(labels)), index=list(names), columns=list(names)),
             "per_class": pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=list(names))}
@@ -641,3 +644,353 @@ def classification_backtest(dataset_dir, predictions: dict, split: str = "test")
         rows.append({"predictor": name, **{k: r[k] for k in ("n", "accuracy", "macro_f1", "mcc")},
                      **{f"recall_{c}": r["per_class"].loc[c, "recall"] for c in CLASSES}})
     return pd.DataFrame(rows)
+
+# %% ../nbs/12_evaluate.ipynb #n320f38
+METRICS = ("accuracy", "macro_f1", "weighted_f1", "mcc")
+
+def confusion_counts(y_true, y_pred, n_classes: int = 3) -> np.ndarray:
+    "(K, K) int64 counts of (true, predicted) pairs: rows the true class, columns the predicted one."
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+def metrics_from_confusion(confusion) -> dict:
+    """{metric: array} of accuracy, macro-F1, weighted-F1 and MCC of confusion matrices (..., K, K) (rows true, columns
+    predicted), vectorised over the leading axes, as scikit-learn defines them with every class listed and
+    zero_division=0: a class that is neither true nor predicted counts 0 in the macro mean; MCC is 0 where undefined."""
+    c = np.asarray(confusion, np.float64)
+    n = c.sum((-2, -1))
+    tp, true, pred = np.diagonal(c, axis1=-2, axis2=-1), c.sum(-1), c.sum(-2)         # (..., K) each
+    f1 = np.divide(2 * tp, true + pred, out=np.zeros_like(tp), where=(true + pred) > 0)
+    safe_n = np.where(n > 0, n, 1)
+    cov_tp = tp.sum(-1) * n - (true * pred).sum(-1)
+    den = np.sqrt((n ** 2 - (pred ** 2).sum(-1)) * (n ** 2 - (true ** 2).sum(-1)))
+    return {"accuracy": tp.sum(-1) / safe_n, "macro_f1": f1.mean(-1), "weighted_f1": (f1 * true).sum(-1) / safe_n,
+            "mcc": np.divide(cov_tp, den, out=np.zeros_like(cov_tp), where=den > 0)}
+
+# %% ../nbs/12_evaluate.ipynb #n8c119a
+def symbol_runs(groups, n: int | None = None) -> list:
+    """[(start, end)] of the runs of equal consecutive values of `groups` (each window's symbol); all windows in one run
+    when `groups` is None. A symbol whose windows are not contiguous is refused: windows are stored per symbol in time order."""
+    if groups is None:
+        if not n: raise MqbenchError("no windows to resample")
+        return [(0, int(n))]
+    g = pd.Series(np.asarray(groups)).astype(str).to_numpy()
+    if n is not None and len(g) != n: raise MqbenchError(f"{len(g)} symbols for {n} windows")
+    if not len(g): raise MqbenchError("no windows to resample")
+    cut = np.r_[0, np.nonzero(g[1:] != g[:-1])[0] + 1, len(g)]
+    runs = list(zip(cut[:-1].tolist(), cut[1:].tolist()))
+    seen = {}
+    for a, _ in runs:
+        if g[a] in seen:
+            raise MqbenchError(f"the windows of symbol {g[a]!r} are not contiguous (rows {seen[g[a]]} and {a}): "
+                               "windows must be grouped per symbol, in time order, as datasets store them")
+        seen[g[a]] = a
+    return runs
+
+def block_starts(groups, block: int, n_boot: int, seed: int = 0, n: int | None = None) -> tuple:
+    """(starts (n_boot, J) int64, lengths (J,) int64): the J blocks of each of `n_boot` resamples, per symbol run
+    `ceil(n_s / block)` of them (the last cut so that each resample has the run's n_s windows), each inside its run."""
+    if int(block) < 1: raise MqbenchError(f"block must be at least 1 window, not {block}")
+    if int(n_boot) < 1: raise MqbenchError(f"n_boot must be at least 1, not {n_boot}")
+    offset, lengths, positions = [], [], []
+    for a, b in symbol_runs(groups, n):
+        ns = b - a
+        size = min(int(block), ns)
+        k = -(-ns // size)
+        ln = np.full(k, size, np.int64); ln[-1] = ns - (k - 1) * size
+        offset.append(np.full(k, a, np.int64)); lengths.append(ln); positions.append(ns - ln + 1)
+    offset, lengths, positions = map(np.concatenate, (offset, lengths, positions))
+    u = np.random.default_rng(seed).random((int(n_boot), len(lengths)))
+    return offset + (u * positions).astype(np.int64), lengths
+
+# %% ../nbs/12_evaluate.ipynb #n0e7f12
+def _as_labels(p, n: int, what: str) -> np.ndarray:
+    "Labels (n,) from labels or from class probabilities or logits (n, 3) (their argmax)."
+    a = np.asarray(p)
+    if a.ndim == 2 and a.shape == (n, 3): a = a.argmax(1)
+    if a.ndim != 1 or len(a) != n:
+        raise MqbenchError(f"{what}: {n} windows need labels ({n},) or class probabilities ({n}, 3), not an array of shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        if not np.isfinite(a).all() or (a != np.round(a)).any(): raise MqbenchError(f"{what}: labels must be whole numbers 0, 1, 2")
+        a = a.astype(np.int64)
+    if len(a) and (a.min() < 0 or a.max() > 2):
+        raise MqbenchError(f"{what}: labels must be 0 (DOWN), 1 (NEUTRAL) or 2 (UP), found {a.min()}..{a.max()}")
+    return a.astype(np.int64)
+
+def _seeds(p) -> list:
+    "A predictor's predictions, one array per seed: a list or tuple of arrays, or one array."
+    return list(p) if isinstance(p, (list, tuple)) else [p]
+
+def _resample_counts(codes: list, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """(Q, R, 9) confusion counts of each of Q predictors' codes (true * 3 + predicted, (n,) each) in each of R resamples
+    of blocks (`block_starts`). Blocks of 8 windows and more: from cumulative counts, two lookups a block; shorter ones:
+    the windows themselves, gathered and counted (cheaper when blocks are many)."""
+    (R, J), n, Q = starts.shape, int(lens.sum()), len(codes)
+    counts = np.empty((Q, R, 9), np.int64)
+    if n >= 8 * J:
+        cum = np.zeros((Q, n + 1, 9), np.int32)                     # cum[q, i]: confusion counts of windows [0, i)
+        eye = np.eye(9, dtype=np.int32)
+        for q, c in enumerate(codes): np.cumsum(eye[c], 0, out=cum[q, 1:])
+        chunk = max(1, (1 << 22) // (Q * J * 9))                   # resamples at a time: a few million counts in flight
+        for r in range(0, R, chunk):
+            s = starts[r:r + chunk]                                  # (r, J)
+            counts[:, r:r + chunk] = (cum[:, s + lens] - cum[:, s]).sum(2)   # (Q, r, J, 9) -> (Q, r, 9)
+        return counts
+    slot = np.repeat(np.arange(J), lens)                             # (n,) the block each place of a resample is in
+    within = np.arange(n) - np.repeat(np.cumsum(lens) - lens, lens)  # (n,) its place inside the block
+    chunk = max(1, (1 << 22) // n)
+    for r in range(0, R, chunk):
+        idx = starts[r:r + chunk][:, slot] + within                  # (r, n) the windows of each resample
+        off = (np.arange(len(idx)) * 9)[:, None]
+        for q, c in enumerate(codes):
+            counts[q, r:r + chunk] = np.bincount((c[idx] + off).ravel(), minlength=len(idx) * 9).reshape(-1, 9)
+    return counts
+
+@dataclass
+class Intervals:
+    "What `block_bootstrap` measured."
+    table: pd.DataFrame     # per predictor: seeds; per metric its value (mean over seeds), _lo and _hi (its interval), _sd (over seeds)
+    samples: dict           # predictor -> (n_boot, 4): its seed-mean metrics (METRICS order) per resample, the same blocks for all
+    info: dict              # windows, block, blocks, symbols, n_boot, level, seed, seconds
+
+    def difference(self, a: str, b: str, metric: str = "macro_f1") -> dict:
+        "The paired difference a - b of `metric`: its value, and its interval from the same resamples."
+        k = METRICS.index(metric)
+        d = self.samples[a][:, k] - self.samples[b][:, k]
+        q = (1 - self.info["level"]) / 2
+        lo, hi = np.quantile(d, [q, 1 - q])
+        return {"metric": metric, "diff": float(self.table.loc[a, metric] - self.table.loc[b, metric]), "lo": float(lo), "hi": float(hi)}
+
+def block_bootstrap(y_true, predictions: dict, groups=None, *, block: int, n_boot: int = 2000, level: float = 0.99,
+                    seed: int = 0) -> Intervals:
+    """Accuracy, macro-F1, weighted-F1 and MCC of each predictor in `predictions` ({name: labels (n,) or probabilities
+    (n, 3), or a list of them, one per seed}) on labels `y_true`, each with its `level` interval from a moving-block
+    bootstrap of `n_boot` resamples: contiguous runs of `block` windows, never across two symbols (`groups`: each window's
+    symbol, windows grouped per symbol in time order; None: one series). Seeded; the same blocks for every predictor."""
+    t0 = time.perf_counter()
+    if not 0 < level < 1: raise MqbenchError(f"level must be between 0 and 1, not {level}")
+    if not predictions: raise MqbenchError("no predictions to score")
+    y = np.asarray(y_true)
+    n = len(y)
+    y = _as_labels(y, n, "labels")
+    starts, lens = block_starts(groups, block, n_boot, seed, n)
+    owner, codes = [], []
+    for name, p in predictions.items():
+        for s, ps in enumerate(_seeds(p)):
+            owner.append(name); codes.append(y * 3 + _as_labels(ps, n, f"predictions of {name!r}" + (f" (seed {s})" if s else "")))
+    Q = len(codes)
+    boot = metrics_from_confusion(_resample_counts(codes, starts, lens).reshape(Q, n_boot, 3, 3))  # {metric: (Q, n_boot)}
+    full = metrics_from_confusion(np.stack([np.bincount(c, minlength=9) for c in codes]).reshape(Q, 3, 3))   # {metric: (Q,)}
+    owner = np.asarray(owner)
+    q_lo, q_hi = (1 - level) / 2, 1 - (1 - level) / 2
+    rows, samples = [], {}
+    for name in predictions:
+        sel = owner == name
+        samples[name] = np.stack([boot[k][sel].mean(0) for k in METRICS], 1)       # (n_boot, 4)
+        row = {"predictor": name, "seeds": int(sel.sum())}
+        for i, k in enumerate(METRICS):
+            lo, hi = np.quantile(samples[name][:, i], [q_lo, q_hi])
+            v = full[k][sel]
+            row.update({k: float(v.mean()), f"{k}_lo": float(lo), f"{k}_hi": float(hi),
+                        f"{k}_sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan")})
+        rows.append(row)
+    info = {"windows": n, "block": int(block), "blocks": len(lens), "symbols": len(symbol_runs(groups, n)), "n_boot": int(n_boot),
+            "level": float(level), "seed": int(seed), "seconds": round(time.perf_counter() - t0, 3)}
+    return Intervals(pd.DataFrame(rows).set_index("predictor"), samples, info)
+
+# %% ../nbs/12_evaluate.ipynb #nccbecb
+def block_length(dataset_dir, footprints: float = 2.0) -> int:
+    """The bootstrap's default block, in windows, for a dataset: `footprints` times the ticks a window's input and label
+    cover (sequence length + horizon), over the stride between windows."""
+    dataset_dir = Path(dataset_dir)
+    d = read_manifest(dataset_dir, stage="features")["params"]["dataset"]
+    label = json.loads((dataset_dir / "stats.json").read_text()).get("label", {})
+    ticks = int(d["sequence_length"]) + int(label.get("horizon_ticks") or d.get("horizon_ticks") or 1)
+    return max(1, math.ceil(footprints * ticks / max(1, int(d.get("stride") or 1))))
+
+def latency(model, window=None, *, calls: int = 200, warmup: int = 20, threads: int | None = 1) -> dict:
+    """Batch-1 CPU latency of a classifier `model` (called on a (1, L, F) float32 tensor): `calls` calls timed one by one
+    after `warmup`, under torch.inference_mode, on `threads` torch threads (None: as set). `window`: one (L, F) window
+    (default: standard normal values). Returns p50_ms, p99_ms, mean_ms, calls, threads."""
+    if calls < 1: raise MqbenchError(f"calls must be at least 1, not {calls}")
+    cfg = model.config
+    with contextlib.suppress(AttributeError, StopIteration):
+        if (dev := next(model.parameters()).device).type != "cpu":
+            raise MqbenchError(f"the model is on {dev}: batch-1 latency is measured on the CPU; load it with device='cpu'")
+    x = torch.randn(1, cfg.sequence_length, cfg.n_features) if window is None else torch.as_tensor(np.asarray(window, np.float32))[None]
+    keep = torch.get_num_threads()
+    if threads: torch.set_num_threads(int(threads))
+    secs = np.empty(calls)
+    try:
+        model.eval()
+        with torch.inference_mode():
+            for _ in range(warmup): model(x)
+            for i in range(calls):
+                t0 = time.perf_counter(); model(x); secs[i] = time.perf_counter() - t0
+        used = torch.get_num_threads()
+    finally: torch.set_num_threads(keep)
+    ms = secs * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
+            "calls": int(calls), "threads": int(used)}
+
+# %% ../nbs/12_evaluate.ipynb #ne8bd2d
+def _device_of(model) -> torch.device:
+    try: return next(model.parameters()).device
+    except (AttributeError, StopIteration): return torch.device("cpu")
+
+def predict_run(run_dir, split: str = "test", which: str = "best", *, data=None, stride: int = 1, batch_size: int = 512,
+                device=None) -> np.ndarray:
+    """Class probabilities (n, 3) float32 of a classifier run on the windows of `split` of the dataset it was trained on
+    (or of `data`, a dataset of the same window shape), in the split's order, `batch_size` windows at a time;
+    `stride`: every stride-th window only (0, stride, 2 stride, ...)."""
+    from mqbench.features import WindowSplit
+    model, info = load_run_model(run_dir, which, device, task="classify")
+    data = Path(data if data is not None else info.get("data") or "")
+    if not (data / "manifest.json").exists(): raise MqbenchError(f"{data}: no dataset to score {run_dir} on")
+    s = WindowSplit(data, split)
+    want = (int(model.config.sequence_length), int(model.config.n_features))
+    if (s.sequence_length, len(s.names)) != want:
+        raise MqbenchError(f"{data}: windows of ({s.sequence_length}, {len(s.names)}) (snapshots, features); "
+                           f"the model of {run_dir} reads {want}")
+    if int(stride) < 1: raise MqbenchError(f"stride must be at least 1, not {stride}")
+    idx = np.arange(0, len(s), int(stride))
+    dev, out = _device_of(model), np.empty((len(idx), 3), np.float32)
+    with torch.inference_mode():
+        for a in range(0, len(idx), batch_size):
+            x, _ = s.arrays(idx[a:a + batch_size])
+            out[a:a + len(x)] = model(torch.from_numpy(x).to(dev)).float().softmax(-1).cpu().numpy()
+    return out
+
+# %% ../nbs/12_evaluate.ipynb #n44438e
+PUBLISHED_TARGETS = {"accuracy": 0.45, "macro_f1": 0.40}   # the first sparse-attention system's targets on 3 classes (eval split)
+
+@dataclass
+class Entry:
+    "One row of a leaderboard: a predictor's predictions on a split's windows and what it costs."
+    name: str                            # the row's name: "tlob", "xgboost", "persistence", ...
+    family: str                          # "neural", "tabular", "baseline" (a later family: its own name)
+    predictions: list                    # per seed: labels (n,) or class probabilities (n, 3), in the split's window order
+    params: int | None = None            # trainable parameters (None: not a trained model)
+    train_seconds: float | None = None   # training time, the mean over seeds
+    latency: dict | None = None          # batch-1 CPU latency (`latency`): p50_ms, p99_ms
+    runs: list = field(default_factory=list)   # the run folders, one per seed
+
+def _summary(run_dir) -> dict:
+    "The summary the trainer recorded in a run's manifest ({} when there is none)."
+    p = Path(run_dir) / "manifest.json"
+    return (json.loads(p.read_text()).get("summary") or {}) if p.exists() else {}
+
+def run_entry(run_dirs, split: str = "test", *, name: str | None = None, family: str | None = None, which: str = "best",
+              data=None, stride: int = 1, batch_size: int = 512, latency_calls: int = 200, threads: int | None = 1) -> Entry:
+    """A leaderboard row from the runs of one model, one per seed: the probabilities of each on `split` (`predict_run`;
+    `stride`: every stride-th window),
+    the parameter count and mean training time from their summaries, the batch-1 CPU latency of the first (none with
+    `latency_calls=0`). The name defaults to the classifier's; the family to neural for the torch registry, else tabular."""
+    from mqbench.classifiers import CLASSIFIERS
+    runs = [str(run_dirs)] if isinstance(run_dirs, (str, Path)) else [str(r) for r in run_dirs]
+    if not runs: raise MqbenchError("no runs to score")
+    preds = [predict_run(r, split, which, data=data, stride=stride, batch_size=batch_size) for r in runs]
+    model, info = load_run_model(runs[0], which, "cpu", task="classify")
+    clf = info.get("classifier") or type(model).__name__
+    sums = [_summary(r) for r in runs]
+    secs = [s["train_seconds"] for s in sums if s.get("train_seconds") is not None]
+    lat = None
+    if latency_calls:
+        from mqbench.features import WindowSplit
+        x, _ = WindowSplit(data if data is not None else info["data"], split).arrays([0])
+        lat = latency(model, x[0], calls=latency_calls, threads=threads)
+    params = sums[0].get("params") or (model.num_params() if hasattr(model, "num_params") else None)
+    return Entry(name or clf, family or ("neural" if clf in CLASSIFIERS else "tabular"), preds, params,
+                 float(np.mean(secs)) if secs else None, lat, runs)
+
+def _label_delay_ns(dataset_dir) -> int:
+    "How long after a window's tick its label is known: the horizon in ticks times the clock."
+    dataset_dir = Path(dataset_dir)
+    stats = json.loads((dataset_dir / "stats.json").read_text())
+    label, every = stats.get("label", {}), int(stats.get("grid", {}).get("every_ns") or 0)
+    if label.get("horizon_ticks") and every > 0:
+        return int(label["horizon_ticks"]) * every
+    return int(round(float(read_manifest(dataset_dir, stage="features")["params"]["dataset"]["horizon_ms"]) * 1e6))
+
+def baseline_entries(dataset_dir, split: str = "test", stride: int = 1) -> list:
+    """The majority class of train and persistence (the label of the latest earlier window of the same symbol already
+    known when the window closes, any window of the split; the majority class where none is) on every `stride`-th window
+    of `split`, as leaderboard rows."""
+    from mqbench.features import load_dataset
+    ds = load_dataset(dataset_dir)
+    n = len(ds[split].labels[::stride])
+    majority = int(np.bincount(ds["train"].labels, minlength=3).argmax())
+    return [Entry("majority", "baseline", [np.full(n, majority)]),
+            Entry("persistence", "baseline", [persistence_labels(ds[split].windows, _label_delay_ns(dataset_dir), majority)[::stride]])]
+
+# %% ../nbs/12_evaluate.ipynb #n1f7144
+@dataclass
+class Leaderboard:
+    "Every predictor scored on the same windows: what `leaderboard` returns."
+    table: pd.DataFrame      # one row per predictor, best macro-F1 first (columns: see `leaderboard`)
+    confusion: dict          # predictor -> its confusion matrix (rows true, columns predicted), the mean over seeds
+    intervals: Intervals     # the bootstrap behind the intervals (paired differences: `intervals.difference`)
+    info: dict               # dataset, split, windows, label balance, block, blocks, n_boot, level, seconds
+
+    def best(self, family: str | None = None) -> str | None:
+        "The row of the highest macro-F1 (of `family`), or None."
+        t = self.table if family is None else self.table[self.table["family"] == family]
+        return str(t.index[0]) if len(t) else None
+
+    def compare(self, a: str, b: str, metric: str = "macro_f1") -> dict:
+        "a against b on `metric`: 'beats' or 'below' when their intervals do not overlap, else 'not resolved'; the paired difference."
+        ra, rb = self.table.loc[a], self.table.loc[b]
+        verdict = ("beats" if ra[f"{metric}_lo"] > rb[f"{metric}_hi"] else "below" if ra[f"{metric}_hi"] < rb[f"{metric}_lo"]
+                   else "not resolved")
+        d = self.intervals.difference(a, b, metric)
+        return {"model": a, "other": b, "metric": metric, "verdict": verdict,
+                "value": float(ra[metric]), "value_lo": float(ra[f"{metric}_lo"]), "value_hi": float(ra[f"{metric}_hi"]),
+                "other_value": float(rb[metric]), "other_lo": float(rb[f"{metric}_lo"]), "other_hi": float(rb[f"{metric}_hi"]),
+                "diff": d["diff"], "diff_lo": d["lo"], "diff_hi": d["hi"]}
+
+    def targets(self, targets: dict | None = None) -> pd.DataFrame:
+        """Each row against the published targets: `meets` when its point values are above every target, `clears` when
+        the lower ends of its intervals are too."""
+        targets = targets or PUBLISHED_TARGETS
+        t = self.table
+        meets = np.logical_and.reduce([t[k] > v for k, v in targets.items()])
+        clears = np.logical_and.reduce([t[f"{k}_lo"] > v for k, v in targets.items()])
+        return pd.DataFrame({**{k: t[k] for k in targets}, "meets": meets, "clears": clears}, index=t.index)
+
+# %% ../nbs/12_evaluate.ipynb #n223752
+def leaderboard(dataset_dir, entries, split: str = "test", *, stride: int = 1, baselines: bool = True, block: int | None = None,
+                n_boot: int = 2000, level: float = 0.99, seed: int = 0) -> Leaderboard:
+    """Score `entries` (and the majority and persistence baselines) on `split` of a dataset (every `stride`-th window,
+    as the entries' predictions are), each metric with its `level` block-bootstrap interval (`block`: scored windows
+    per block, default `block_length` over the stride). The table, one row per predictor,
+    best macro-F1 first: family, seeds; macro_f1, accuracy, weighted_f1, mcc, each with _lo, _hi and _sd (over seeds);
+    recall_DOWN, recall_NEUTRAL, recall_UP; params, train_seconds, latency_p50_ms, latency_p99_ms."""
+    from mqbench.features import load_dataset
+    t0 = time.perf_counter()
+    ds = load_dataset(dataset_dir)
+    if int(stride) < 1: raise MqbenchError(f"stride must be at least 1, not {stride}")
+    y, groups = ds[split].labels[::stride], ds[split].windows["symbol"].to_numpy()[::stride]
+    entries = list(entries) + (baseline_entries(dataset_dir, split, stride) if baselines else [])
+    if dup := sorted({e.name for e in entries if [f.name for f in entries].count(e.name) > 1}):
+        raise MqbenchError(f"two leaderboard rows named {dup}: give each entry a name of its own")
+    block = int(block or math.ceil(block_length(dataset_dir) / stride))
+    iv = block_bootstrap(y, {e.name: e.predictions for e in entries}, groups, block=block, n_boot=n_boot, level=level, seed=seed)
+    rows, confusion = [], {}
+    for e in entries:
+        cm = np.mean([confusion_counts(y, _as_labels(p, len(y), e.name)) for p in _seeds(e.predictions)], 0)   # (3, 3)
+        confusion[e.name] = pd.DataFrame(cm, index=list(CLASSES), columns=list(CLASSES))
+        recall = np.divide(np.diag(cm), cm.sum(1), out=np.zeros(3), where=cm.sum(1) > 0)
+        lat = e.latency or {}
+        rows.append({"predictor": e.name, "family": e.family, **iv.table.loc[e.name, ["seeds"]].to_dict(),
+                     **{c: iv.table.at[e.name, c] for k in ("macro_f1", "accuracy", "weighted_f1", "mcc")
+                        for c in (k, f"{k}_lo", f"{k}_hi", f"{k}_sd")},
+                     **{f"recall_{c}": float(r) for c, r in zip(CLASSES, recall)},
+                     "params": e.params, "train_seconds": e.train_seconds,
+                     "latency_p50_ms": lat.get("p50_ms"), "latency_p99_ms": lat.get("p99_ms")})
+    table = pd.DataFrame(rows).set_index("predictor").sort_values("macro_f1", ascending=False, kind="stable")
+    table["seeds"] = table["seeds"].astype(int)
+    info = {"dataset": str(dataset_dir), "split": split, "windows": int(len(y)), "stride": int(stride),
+            "balance": np.bincount(y, minlength=3).tolist(),
+            **{k: iv.info[k] for k in ("block", "blocks", "symbols", "n_boot", "level", "seed")},
+            "seconds": round(time.perf_counter() - t0, 3)}
+    return Leaderboard(table, confusion, iv, info)

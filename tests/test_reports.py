@@ -156,3 +156,25 @@ def test_chart_renders_offline_in_a_browser(runs, tmp_path):
     dom = subprocess.run([*browser, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}", "--dump-dom", page],
                          capture_output=True, text=True, timeout=120, check=True).stdout
     assert dom.count('class="main-svg"') >= 4 and "scatterlayer" in dom, "plotly.js ran and drew both figures"
+
+
+def test_leaderboard_report(tmp_path):
+    """The leaderboard template from the command line on the example dataset, two seeds of the MLP: its table, intervals,
+    verdicts and figures; an unknown model is one line and trains nothing."""
+    root, runs = tmp_path / "reports", tmp_path / "runs"
+    mq("report", "leaderboard", "-p", "models", "mlp", "-p", "seeds", 2, "-p", "steps", 10, "-p", "eval_every", 5, "-p", "n_boot", 200,
+       "-p", "latency_calls", 10, "-p", "out", runs, "--run-id", "l1", "--reports-root", root)
+    run = json.loads((root / "leaderboard" / "l1" / "run.json").read_text())
+    h = run["headline"]
+    assert run["status"] == "ok" and h["best_neural"] == "mlp" and h["best_model"] in ("mlp", "majority", "persistence")
+    assert h["vs_persistence"] in ("beats", "below", "not resolved") and h["vs_majority"] in ("beats", "below", "not resolved")
+    assert h["best_macro_f1_lo"] <= h["best_macro_f1"] and isinstance(h["meets_targets"], bool) and h["windows"] > 0
+    assert sorted(p.name for p in (runs / "mlp").iterdir()) == ["seed0", "seed1"]
+    page = (root / "leaderboard" / "l1" / "report.html").read_text()
+    for text in ("Label balance", "macro-F1 [99%]", "p50 ms", "published targets", "Confusion matrices"):
+        assert text in page, text
+    assert page.count("* plotly.js v") == 1 and page.count("Plotly.newPlot(") == 2
+    bad = mq("report", "leaderboard", "-p", "models", "mlp,nope", "-p", "out", tmp_path / "bad", "--reports-root", root, ok=False)
+    last = bad.stderr.strip().splitlines()[-1]
+    assert bad.returncode == 1 and "MqbenchError: unknown model(s) nope; known: mlp" in last and "Traceback" not in bad.stderr, last
+    assert not (tmp_path / "bad").exists(), "nothing trained"
