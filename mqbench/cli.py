@@ -233,7 +233,7 @@ def _demo(a):
 def _demo_parser(sub):
     d = subparser(sub, "demo", "the main job: synthetic day, books, dataset, tokens, a trained decoder, every report",
                   "The main job, from nothing to reports/index.html: a synthetic ITCH day and its books, a dataset, event tokens, "
-                  "a decoder trained on them, then the train, backtest, stylized-facts, ablation and classification reports.")
+                  "a decoder trained on them, then the train, backtest, stylized-facts, ablation and leaderboard reports.")
     day_options(d)
     out_option(d, "output folder for the data (default data/demo)", required=False)
     d.add_argument("--steps", type=int, default=200, help="training steps of the decoder")

@@ -105,7 +105,7 @@ def test_demo_makes_every_report(tmp_path):
     p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     index = (tmp_path / "reports" / "index.html").read_text()
-    for name in ("train", "backtest", "stylized_facts", "ablation", "classification"):
+    for name in ("train", "backtest", "stylized_facts", "ablation", "leaderboard"):
         runs = list((tmp_path / "reports" / name).glob("*/run.json"))
         assert len(runs) == 1, name
         run = json.loads(runs[0].read_text())
