@@ -49,6 +49,18 @@ def final_checkpoint(run: Path) -> Path:
     return run / "checkpoints" / json.loads((run / "checkpoints" / "latest.json").read_text())["name"]
 
 
+def kill_at_first_checkpoint(cmd: list, run: Path, poll: float = 0.01):
+    "Start the training command `cmd` writing `run`, and SIGKILL it as soon as its first checkpoint is logged."
+    p = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not any(r["event"] == "checkpoint" for r in records(run)):
+        assert p.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(poll)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+
+
 def test_killed_process_resumes_bitwise(tokens, tmp_path):
     # Muon on, as a real run has it: its momentum buffers are part of what must come back
     args = ["--steps", "60", "--batch-size", "8", "--checkpoint-every", "5", "--eval-every", "10", "--log-every", "1",
@@ -57,14 +69,7 @@ def test_killed_process_resumes_bitwise(tokens, tmp_path):
     assert ref.returncode == 0, ref.stderr
 
     run = tmp_path / "killed"
-    p = subprocess.Popen(train_cmd(tokens, run, *args), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not any(r["event"] == "checkpoint" for r in records(run)):
-        assert p.poll() is None, "the run ended before its first checkpoint"
-        assert time.time() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_at_first_checkpoint(train_cmd(tokens, run, *args), run)
     killed = records(run)
     ck_steps = [r["step"] for r in killed if r["event"] == "checkpoint"]
     assert not any(r["event"] == "done" for r in killed) and max(ck_steps) < 60, "killed mid-run"
@@ -149,14 +154,7 @@ def test_killed_classify_run_resumes_bitwise(tokens, tmp_path):
     ref = subprocess.run(classify_cmd(data, tmp_path / "ref", *args), env=env(), capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr
     run = tmp_path / "killed"
-    p = subprocess.Popen(classify_cmd(data, run, *args), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not any(r["event"] == "checkpoint" for r in records(run)):
-        assert p.poll() is None, "the run ended before its first checkpoint"
-        assert time.time() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.005)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_at_first_checkpoint(classify_cmd(data, run, *args), run, poll=0.005)
     assert not any(r["event"] == "done" for r in records(run)), "killed mid-run"
     res = subprocess.run(classify_cmd(data, run, *args, "--resume"), env=env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
