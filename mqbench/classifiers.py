@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .core import MqbenchError, atomic_path, from_fields
+from .core import MqbenchError, atomic_path, check_fields, from_fields
 from .deeplob import DeepLOB, DeepLOBConfig
 from .ma_transformer import MaTransformer, MaTransformerConfig, check_windows
 from .tlob import TLOB, TLOBConfig
@@ -40,8 +40,7 @@ class WindowMLPConfig:
     }
 
     def __post_init__(self):
-        for k in ("n_features", "sequence_length", "hidden", "n_layer", "n_classes"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"{k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("n_features", "sequence_length", "hidden", "n_layer", "n_classes"))
         if not 0 <= self.dropout < 1: raise MqbenchError(f"dropout must be in [0, 1), not {self.dropout}")
 
     def to_json(self) -> dict: return asdict(self)

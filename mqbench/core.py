@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['SPLITS', 'MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything', 'torch_device',
-           'atomic_path', 'atomic_dir', 'file_digest', 'describe_input', 'write_manifest', 'from_fields',
-           'read_manifest', 'evenly_spaced', 'literal', 'cast_value']
+__all__ = ['SPLITS', 'TIME_FEATURES', 'MqbenchError', 'project_root', 'data_dir', 'real_data_dir', 'seed_everything',
+           'torch_device', 'atomic_path', 'atomic_dir', 'file_digest', 'describe_input', 'write_manifest',
+           'from_fields', 'read_manifest', 'check_fields', 'evenly_spaced', 'literal', 'cast_value']
 
 # %% ../nbs/00_core.ipynb #c005
 class MqbenchError(Exception):
@@ -137,8 +137,21 @@ def read_manifest(out_dir, stage: str | None = None) -> dict:
         raise MqbenchError(f"{p}: written by stage {m.get('stage')!r}, expected {stage!r}")
     return m
 
+# %% ../nbs/00_core.ipynb #nb77aab
+def check_fields(config, *, ints=(), fracs=(), pos=(), what: str | None = None):
+    "Refuse a config whose `ints` are below 1, `fracs` outside (0, 1] or `pos` not above 0; `what` prefixes the message."
+    def bad(k, need): raise MqbenchError(f"{what + ': ' if what else ''}{k} must be {need}, not {getattr(config, k)}")
+    for k in ints:
+        if int(getattr(config, k)) < 1: bad(k, "at least 1")
+    for k in fracs:
+        if not 0 < getattr(config, k) <= 1: bad(k, "in (0, 1]")
+    for k in pos:
+        if not getattr(config, k) > 0: bad(k, "positive")
+
+
 # %% ../nbs/00_core.ipynb #n039896
 SPLITS = ("train", "eval", "test")   # chronological order: train before eval before test
+TIME_FEATURES = ("time_of_day", "since_event_ms")   # the snapshot-time features every book dataset carries (mqbench.features)
 
 def evenly_spaced(n: int, k: int | None) -> np.ndarray:
     "`k` indices spread evenly over range(n), the first and the last included (all of them when k is None or at least n)."

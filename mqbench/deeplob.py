@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .core import MqbenchError
+from .core import MqbenchError, check_fields
 from .ma_transformer import check_windows
 
 # %% auto #0
@@ -37,8 +37,7 @@ class DeepLOBConfig:
     }
 
     def __post_init__(self):
-        for k in ("n_features", "sequence_length", "n_classes", "filters", "inception", "lstm"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"deeplob: {k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("n_features", "sequence_length", "n_classes", "filters", "inception", "lstm"), what="deeplob")
         if self.leaky_slope < 0: raise MqbenchError(f"deeplob: leaky_slope must be at least 0, not {self.leaky_slope}")
 
     @property

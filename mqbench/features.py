@@ -17,14 +17,14 @@ from .core import SPLITS, MqbenchError, atomic_dir, write_manifest
 PRICE_SCALE = 1e-4   # ITCH and LOBSTER prices are integers in units of 1e-4 dollars
 
 # %% auto #0
-__all__ = ['PRICE_SCALE', 'BPS', 'TIME_FEATURES', 'GROUPS', 'LABEL_NAMES', 'LABEL_POLICIES', 'LABEL_REFERENCES',
-           'MOVE_RESOLUTION_BPS', 'BALANCE_CRITERION', 'Grid', 'grid_from_book', 'grid_from_trades',
-           'grid_from_candles', 'FeatureConfig', 'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div',
-           'g_basic', 'microprice', 'g_spread', 'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow',
-           'peers_of', 'g_cross', 'time_of_day', 'g_time', 'usable_groups', 'fused_book_features', 'compute_features',
-           'feature_table', 'check_smooth', 'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha',
-           'usable_ticks', 'window_ends', 'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig',
-           'label_band', 'build_dataset', 'WindowSplit', 'load_dataset', 'dataset_labels']
+__all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'LABEL_POLICIES', 'LABEL_REFERENCES', 'MOVE_RESOLUTION_BPS',
+           'BALANCE_CRITERION', 'Grid', 'grid_from_book', 'grid_from_trades', 'grid_from_candles', 'FeatureConfig',
+           'NumpyOps', 'TorchOps', 'rolling_sum', 'rolling_pos', 'safe_div', 'g_basic', 'microprice', 'g_spread',
+           'g_imbalance', 'g_momentum', 'g_volume', 'g_volatility', 'g_flow', 'peers_of', 'g_cross', 'time_of_day',
+           'g_time', 'usable_groups', 'fused_book_features', 'compute_features', 'feature_table', 'check_smooth',
+           'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha', 'usable_ticks', 'window_ends',
+           'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig', 'label_band', 'build_dataset',
+           'WindowSplit', 'load_dataset', 'dataset_labels']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -500,7 +500,6 @@ def g_cross(a, o, c):
                     (f"lead_p{p + 1}_{w}", f"correlation with peer {p + 1}'s return one tick earlier, over {w} ticks", lead[:, p])]
     return out
 
-TIME_FEATURES = ("time_of_day", "since_event_ms")
 
 def time_of_day(ts_ns: np.ndarray) -> np.ndarray:
     "Hours since midnight: of the exchange clock for times since midnight (ITCH, LOBSTER), of UTC for times since the epoch."

@@ -12,18 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import MqbenchError
+from .core import TIME_FEATURES, MqbenchError, check_fields
 from .kernels import INTERPRETING
 from .kernels.attention import attention, attention_mask
 from .model import MLP, RMSNorm
 
 # %% auto #0
-__all__ = ['TIME_COLUMNS', 'check_windows', 'MaTransformerConfig', 'kernel_fits', 'additive_mask', 'sparse_attention',
-           'TimeEncoding', 'EncoderBlock', 'MaTransformer']
+__all__ = ['check_windows', 'MaTransformerConfig', 'kernel_fits', 'additive_mask', 'sparse_attention', 'TimeEncoding',
+           'EncoderBlock', 'MaTransformer']
 
 # %% ../nbs/09c_ma_transformer.ipynb #ne1be5a
-TIME_COLUMNS = ("time_of_day", "since_event_ms")   # the dataset's time features, by name (mqbench.features' "time" group)
-
 def check_windows(x: torch.Tensor, config) -> None:
     "Refuse windows whose (L, F) is not the (sequence_length, n_features) of the model's config, naming both."
     want = (config.sequence_length, config.n_features)
@@ -65,8 +63,8 @@ class MaTransformerConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "time_columns", tuple(int(i) for i in self.time_columns))   # a list read back from JSON
-        for k in ("n_features", "sequence_length", "n_classes", "n_embd", "n_layer", "n_head", "window", "dilation", "n_freq"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"ma_transformer: {k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("n_features", "sequence_length", "n_classes", "n_embd", "n_layer", "n_head", "window", "dilation",
+                                 "n_freq"), what="ma_transformer")
         if self.n_embd % self.n_head: raise MqbenchError(f"ma_transformer: n_embd {self.n_embd} is not a multiple of n_head {self.n_head}")
         if bad := [i for i in self.time_columns if not 0 <= i < self.n_features] or len(set(self.time_columns)) < len(self.time_columns):
             raise MqbenchError(f"ma_transformer: time_columns {list(self.time_columns)} must be distinct indices below n_features "
@@ -96,7 +94,7 @@ class MaTransformerConfig:
     @classmethod
     def derive(cls, feature_names) -> dict:
         "The fields that follow from the dataset's feature names: the time columns."
-        return {"time_columns": tuple(i for i, n in enumerate(feature_names) if n in TIME_COLUMNS)}
+        return {"time_columns": tuple(i for i, n in enumerate(feature_names) if n in TIME_FEATURES)}
 
     def to_json(self) -> dict: return asdict(self)
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import MqbenchError, atomic_dir, from_fields
+from .core import MqbenchError, atomic_dir, check_fields, from_fields
 
 # %% auto #0
-__all__ = ['SUMMARIES', 'TABULAR', 'summary_names', 'window_summaries', 'split_summaries', 'XGBoostConfig',
+__all__ = ['SUMMARIES', 'SHAPE_FIELDS', 'TABULAR', 'summary_names', 'window_summaries', 'split_summaries', 'XGBoostConfig',
            'LogisticRegressionConfig', 'XGBoostClassifier', 'LogisticRegressionClassifier', 'tabular_config',
            'save_tabular', 'load_tabular']
 
@@ -76,13 +76,7 @@ def split_summaries(split, idx=None, *, chunk: int = 64) -> np.ndarray:
     return np.concatenate(parts, axis=2).reshape(len(ends), -1)                # statistic-major, as window_summaries
 
 # %% ../nbs/09f_tabular.ipynb #n309b6c
-def _check(config, ints=(), fracs=(), pos=()):
-    for k in ("n_features", "sequence_length", "n_classes", *ints):
-        if int(getattr(config, k)) < 1: raise MqbenchError(f"{k} must be at least 1, not {getattr(config, k)}")
-    for k in fracs:
-        if not 0 < getattr(config, k) <= 1: raise MqbenchError(f"{k} must be in (0, 1], not {getattr(config, k)}")
-    for k in pos:
-        if not getattr(config, k) > 0: raise MqbenchError(f"{k} must be positive, not {getattr(config, k)}")
+SHAPE_FIELDS = ("n_features", "sequence_length", "n_classes")   # every tabular config's window shape, checked like its counts
 
 @dataclass(frozen=True)
 class XGBoostConfig:
@@ -109,8 +103,8 @@ class XGBoostConfig:
                                             max_train_windows=0)}
 
     def __post_init__(self):
-        _check(self, ints=("n_estimators", "max_depth", "max_bin", "early_stopping_rounds"), fracs=("subsample", "colsample_bytree"),
-               pos=("learning_rate",))
+        check_fields(self, ints=(*SHAPE_FIELDS, "n_estimators", "max_depth", "max_bin", "early_stopping_rounds"),
+                     fracs=("subsample", "colsample_bytree"), pos=("learning_rate",))
         if self.min_child_weight < 0 or self.reg_lambda < 0: raise MqbenchError("min_child_weight and reg_lambda must be at least 0")
         if self.max_train_windows < 0: raise MqbenchError(f"max_train_windows must be at least 0, not {self.max_train_windows}")
 
@@ -129,7 +123,7 @@ class LogisticRegressionConfig:
                                "small": {}, "base": dict(max_iter=1000, max_train_windows=0)}
 
     def __post_init__(self):
-        _check(self, ints=("max_iter",), pos=("C",))
+        check_fields(self, ints=(*SHAPE_FIELDS, "max_iter",), pos=("C",))
         if self.max_train_windows < 0: raise MqbenchError(f"max_train_windows must be at least 0, not {self.max_train_windows}")
 
     def to_json(self) -> dict: return asdict(self)

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import MqbenchError
+from .core import MqbenchError, check_fields
 from .ma_transformer import check_windows
 
 # %% auto #0
@@ -39,8 +39,7 @@ class TLOBConfig:
     }
 
     def __post_init__(self):
-        for k in ("n_features", "sequence_length", "n_classes", "hidden", "n_layer", "n_head", "mlp_ratio"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"tlob: {k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("n_features", "sequence_length", "n_classes", "hidden", "n_layer", "n_head", "mlp_ratio"), what="tlob")
         if self.sequence_length < 4:
             raise MqbenchError(f"tlob: sequence_length must be at least 4 (the last layers keep L/4), not {self.sequence_length}")
         if self.hidden < 4 or self.hidden % 2: raise MqbenchError(f"tlob: hidden must be even and at least 4, not {self.hidden}")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import (SPLITS, MqbenchError, atomic_dir, atomic_path, from_fields, read_manifest, seed_everything,
+from .core import (SPLITS, MqbenchError, atomic_dir, atomic_path, check_fields, from_fields, read_manifest, seed_everything,
                           write_manifest)
 
 # %% auto #0
@@ -112,8 +112,7 @@ class TokenizerConfig:
             if getattr(self, k) is None: setattr(self, k, v)
         if self.sides is None: self.sides = ("B", "S") if self.kind == "events" else (1, -1, 0)
         self.actions, self.sides, self.sideless = tuple(self.actions), tuple(self.sides), tuple(self.sideless)
-        for k in ("price_buckets", "size_buckets", "dt_buckets"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"{k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("price_buckets", "size_buckets", "dt_buckets"))
 
     def to_json(self) -> dict: return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 

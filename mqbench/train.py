@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .core import MqbenchError, atomic_path, data_dir, evenly_spaced, read_manifest
-from .core import from_fields, seed_everything, torch_device, write_manifest
+from .core import check_fields, from_fields, seed_everything, torch_device, write_manifest
 from .model import Decoder, ModelConfig, generate, load_model, preset, save_model
 from .optim import OptimConfig, Optimizer
 from .runs import checkpoint_path, data_vocab, dataset_fingerprint, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -89,9 +89,8 @@ class TrainConfig:
         if self.class_weight not in CLASS_WEIGHTS:
             raise MqbenchError(f"class_weight must be one of {list(CLASS_WEIGHTS)}, not {self.class_weight!r}")
         if self.task == "classify": check_model_name(self.classifier)
-        for k in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "checkpoint_every", "keep_checkpoints",
-                  "log_every", "horizon"):
-            if int(getattr(self, k)) < 1: raise MqbenchError(f"{k} must be at least 1, not {getattr(self, k)}")
+        check_fields(self, ints=("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "checkpoint_every",
+                                 "keep_checkpoints", "log_every", "horizon"))
         if self.stage == "rl" and self.rl_samples < 2:
             raise MqbenchError(f"rl_samples must be at least 2 (each sample's baseline is the mean of the others), not {self.rl_samples}")
         if self.resume and not self.out: raise MqbenchError("resume needs the run folder to continue (out)")
