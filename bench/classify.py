@@ -12,7 +12,7 @@ a p50 below one millisecond for the default classifier.
 
     python bench/classify.py --rounds 3
 """
-import argparse, json, os, platform, statistics, tempfile, time, warnings
+import argparse, platform, statistics, tempfile, time, warnings
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from mqbench.classifiers import CLASSIFIERS, build_classifier, classifier_config
 from mqbench.core import torch_device
 from mqbench.evaluate import latency
+from common import machine, write_results
 
 L, NF = 100, 202                                                  # a window: 100 snapshots of 200 features and 2 time features
 NAMES = [f"f{i}" for i in range(NF - 2)] + ["time_of_day", "since_event_ms"]
@@ -146,14 +147,8 @@ def main():
         p50 = res["latency"]["ma_transformer"]["p50_ms"]
         res["streaming_target_p50_below_1ms"] = bool(p50 < 1.0)
         print(f"the default classifier (ma_transformer): p50 {p50:.3f} ms, {'below' if p50 < 1 else 'above'} the 1 ms streaming target")
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                      "torch": torch.__version__, "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
-    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(json.dumps(res, indent=2))
-    gpu = res["name"].replace(" ", "-") if cuda else None
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / (f"classify-{gpu}.json" if gpu else "classify.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    res["machine"] = machine(torch=torch.__version__)
+    write_results(res, "classify", a.out, gpu=res["name"] if cuda else None)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ stylized-facts distances with their bootstrap intervals beside scipy.stats.boots
     python bench/evaluate.py                       # reads data/demo (make demo), or builds what it lacks
     python bench/evaluate.py --run data/demo/runs/pretrain --repeats 3
 """
-import argparse, json, platform, statistics, time
+import argparse, json, statistics, time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from mqbench import evaluate as ev, stylized as st
 from mqbench.core import data_dir, evenly_spaced
 from mqbench.tokenize import load_tokenizer, load_tokens
 from mqbench.runs import load_run_model
+from common import device_name, machine, write_results
 
 
 def timed(f, repeats):
@@ -61,7 +62,7 @@ def main():
     data, V = Path(info["data"]), info["vocab_size"]
     dev = next(model.parameters()).device
     res = {"run": str(run), "device": str(dev), "threads": torch.get_num_threads(),
-           "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()}
+           "name": device_name(dev)}
 
     train_w, eval_w = load_tokens(data, "train", mmap=False), load_tokens(data, "eval", mmap=False)
     bl, t_fit = timed(lambda: ev.fit_baselines(train_w, eval_w, V), 1)
@@ -100,11 +101,8 @@ def main():
     print(f"compare: 4 quantities x (KS, W1, L1) with 200 resamples at n={a.n:,}: {t_cmp:.2f} s; "
           f"scipy.stats.bootstrap of KS alone: {t_sp:.2f} s ({res['compare_speedup_per_distance']}x per distance)")
 
-    device_tag = "-" + res["name"].replace(" ", "_") if dev.type == "cuda" else ""
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / f"evaluate{device_tag}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
-    print(f"recorded in {out}")
+    res["machine"] = machine(torch=torch.__version__)
+    print(f"recorded in {write_results(res, 'evaluate', a.out, gpu=res['name'] if dev.type == 'cuda' else None)}")
 
 
 if __name__ == "__main__":

@@ -5,13 +5,14 @@ the stages before and after cost (replay into book tables, the grid, the whole d
 
     python bench/features.py --n-symbols 8 --hours 1 --repeats 3
 """
-import argparse, json, os, platform, statistics, tempfile, time
+import argparse, statistics, tempfile, time
 from pathlib import Path
 
 import numpy as np
 
 from mqbench.features import DatasetConfig, build_dataset, compute_features, grid_from_book
 from mqbench.prepare import book_tables, synthetic_day
+from common import device_name, machine, write_results
 
 
 def timed(f, repeats):
@@ -57,7 +58,7 @@ def main():
         (Xt, _, _), t_t, s_t = timed(run_torch, a.repeats)
         Xt = Xt.cpu().numpy()
         rel = np.abs(Xt - X) / np.maximum(np.abs(X), 1e-6)
-        res[key] = {"device": str(dev), "name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor(),
+        res[key] = {"device": str(dev), "name": device_name(dev),
                     "threads": torch.get_num_threads(), "snapshots_per_s": round(n * T / t_t),
                     "seconds_median": round(t_t, 3), "runs": [round(s, 3) for s in s_t],
                     "max_rel_diff_vs_numpy": float(rel[np.isfinite(rel)].max()),
@@ -67,14 +68,8 @@ def main():
         stats, t_ds, _ = timed(lambda: build_dataset(grid, Path(d) / "ds", DatasetConfig(), overwrite=True), 1)
     res["dataset"] = {"seconds": round(t_ds, 2), "windows": sum(stats["counts"][f"{k}_windows"] for k in ("train", "eval", "test")),
                       "snapshots_per_s": round(n * T / t_ds), "class_balance_train": stats["class_balance"]["train"]}
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                      "torch": torch.__version__}
-    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(json.dumps(res, indent=2))
-    gpu = res["torch"]["name"].replace(" ", "-") if dev.type == "cuda" else None
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / (f"features-{gpu}.json" if gpu else "features.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    res["machine"] = machine(torch=torch.__version__)
+    write_results(res, "features", a.out, gpu=res["torch"]["name"] if dev.type == "cuda" else None)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@ gzip, and what each stage costs on its own.
 
     python bench/synth.py --n-symbols 24 --hours 6.5 --repeats 3
 """
-import argparse, json, os, platform, statistics, tempfile, time, zlib
+import argparse, statistics, tempfile, time, zlib
 from pathlib import Path
 
 import numpy as np
 
 from mqbench import itch, synth
+from common import machine, write_results
 
 
 def stages(cfg: synth.SynthConfig) -> dict:
@@ -41,7 +42,7 @@ def main():
     ap.add_argument("--n-symbols", type=int, default=8, help="symbols in the synthetic day")
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "synth.json"), help="where to record the results")
+    ap.add_argument("--out", default=None, help="where to record the results (default bench/results/synth.json)")
     a = ap.parse_args()
     res = {"symbols": a.n_symbols, "hours": a.hours}
     with tempfile.TemporaryDirectory() as d:
@@ -53,11 +54,8 @@ def main():
                          "msgs_per_s_median": statistics.median(r["messages_per_s"] for r in runs),
                          "msgs_per_s_runs": [r["messages_per_s"] for r in runs]}
     res["stages_alone"] = stages(synth.SynthConfig(symbols=a.n_symbols, hours=a.hours))
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()}
-    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(json.dumps(res, indent=2))
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(res, indent=2) + "\n")
+    res["machine"] = machine()
+    write_results(res, "synth", a.out)
 
 
 if __name__ == "__main__":

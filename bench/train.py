@@ -7,8 +7,7 @@ The models are timed in turn, round after round, and each figure is the median o
 
     python bench/train.py --sizes tiny small --rounds 3
 """
-import argparse, json, os, platform, statistics, time
-from pathlib import Path
+import argparse, platform, statistics, time
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from mqbench.core import torch_device
 from mqbench.model import Decoder, preset, to_hf_llama
 from mqbench.optim import OptimConfig, Optimizer
+from common import machine, write_results
 
 SHAPES = {"tiny": (8, 256), "small": (4, 512), "base": (4, 512)}     # (batch, positions) per step on the CPU
 
@@ -106,15 +106,8 @@ def main():
         res["sizes"][size] = r
         print(f"{size}: ours {r['ours_adamw']['tokens_per_s']:,} tok/s, HF Llama {r['hf_llama_adamw']['tokens_per_s']:,} tok/s "
               f"({r['ours_vs_hf']}x), ours+Muon {r.get('ours_muon', {}).get('tokens_per_s', '-'):,} tok/s", flush=True)
-    res["machine"] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                      "torch": torch.__version__, "transformers": __import__("transformers").__version__,
-                      "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
-    res["when_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    print(json.dumps(res, indent=2))
-    gpu = res["name"].replace(" ", "-") if cuda else None
-    out = Path(a.out) if a.out else Path(__file__).parent / "results" / (f"train-{gpu}.json" if gpu else "train.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    res["machine"] = machine(torch=torch.__version__, transformers=__import__("transformers").__version__)
+    write_results(res, "train", a.out, gpu=res["name"] if cuda else None)
 
 
 if __name__ == "__main__":
