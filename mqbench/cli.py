@@ -227,7 +227,8 @@ def _synth_parser(sub):
 def _demo(a):
     from mqbench.demo import main_job
     main_job(a.out, symbols=a.n_symbols, hours=a.hours, seed=a.seed, steps=a.steps, preset=a.preset,
-             ablation_budgets=a.ablation_budgets, reports_root=a.reports_root, verbose=a.verbose)
+             ablation_budgets=a.ablation_budgets, leaderboard=dict(a.leaderboard_param or []), reports_root=a.reports_root,
+             verbose=a.verbose)
 
 @command
 def _demo_parser(sub):
@@ -239,6 +240,8 @@ def _demo_parser(sub):
     d.add_argument("--steps", type=int, default=200, help="training steps of the decoder")
     d.add_argument("--preset", default="tiny", help="the decoder's size")
     d.add_argument("--ablation-budgets", default="40,120", help="training steps compared in the ablation report")
+    d.add_argument("--leaderboard-param", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set a parameter of the leaderboard report over the main job's (mqbench.demo.LEADERBOARD), e.g. seeds 1")
     d.add_argument("--reports-root", default=None, help="where the reports go (default reports/)")
     d.add_argument("--verbose", action="store_true", help="papermill's per-cell log instead of a progress bar per report")
     d.set_defaults(func=_demo)

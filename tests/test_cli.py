@@ -101,6 +101,8 @@ def test_demo_makes_every_report(tmp_path):
     import os, re
     env = {**os.environ, "MQBENCH_HOME": str(tmp_path)}          # data/ (the example inputs too) and reports/ of its own
     args = ["demo", "--n-symbols", 3, "--hours", 0.1, "--steps", 30, "--preset", "micro", "--ablation-budgets", "5,15",
+            "--leaderboard-param", "seeds", 1, "--leaderboard-param", "steps", 20, "--leaderboard-param", "eval_windows", 64,
+            "--leaderboard-param", "n_boot", 200, "--leaderboard-param", "latency_calls", 20,
             "--out", tmp_path / "data" / "demo", "--reports-root", tmp_path / "reports"]
     p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
