@@ -10,7 +10,7 @@ unless `--run` names one.
 
     python bench/serve.py --rounds 3
 """
-import argparse, json, platform, statistics, tempfile, time, warnings
+import argparse, json, statistics, tempfile, time, warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 
 from mqbench.demo import example_inputs
 from mqbench.features import load_dataset
+from common import machine, write_results
 from mqbench.optim import OptimConfig
 from mqbench.serve import PredictRequest, ServedModel, load_test, parse_body, server_process, windows_array
 from mqbench.train import TrainConfig, train
@@ -63,14 +64,14 @@ def main():
     ap.add_argument("--requests", type=int, default=200, help="requests a round, all clients together")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=32, help="tokens a /generate request")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "serve.json"))
+    ap.add_argument("--out", default=None, help="where to record the results (default bench/results/serve.json)")
     a = ap.parse_args()
     ex = example_inputs()
     tmp = Path(tempfile.mkdtemp())
     run = a.run or micro_mlp(ex["dataset"], tmp / "mlp")
     x, _ = load_dataset(ex["dataset"])["test"].arrays(np.arange(a.batch))
     body = json.dumps({"windows": x.tolist()}).encode()
-    res = {"machine": platform.processor() or platform.machine(), "cpus": torch.get_num_threads(), "batch": a.batch,
+    res = {"machine": machine(torch=torch.__version__), "threads": torch.get_num_threads(), "batch": a.batch,
            "body_bytes": len(body), "in_process": breakdown(run, body), "predict": []}
     print(json.dumps(res["in_process"]))
     with server_process(run, access_log=False) as url:
@@ -84,8 +85,7 @@ def main():
         g = rounds_of(url, "/generate", gen, 1, 10, a.rounds)
         res["generate"] = {**g, "new_tokens": a.new_tokens, "tokens_per_s": round(g["requests_per_s"] * a.new_tokens, 1)}
         print(json.dumps(res["generate"]))
-    Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
-    print(f"wrote {a.out}")
+    print(f"wrote {write_results(res, 'serve', a.out)}")
 
 
 if __name__ == "__main__":
