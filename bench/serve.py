@@ -74,13 +74,13 @@ def main():
     res = {"machine": machine(torch=torch.__version__), "threads": torch.get_num_threads(), "batch": a.batch,
            "body_bytes": len(body), "in_process": breakdown(run, body), "predict": []}
     print(json.dumps(res["in_process"]))
-    with server_process(run, access_log=False) as url:
+    with server_process(run) as url:
         load_test(url, "/predict", body, clients=2, requests=10)                                  # warm connections and paths
         for clients in (1, 8):
             r = rounds_of(url, "/predict", body, clients, max(1, a.requests // clients), a.rounds)
             res["predict"].append(r); print(json.dumps(r))
     gen = json.dumps({"max_new_tokens": a.new_tokens, "seed": 0}).encode()
-    with server_process(ex["run"], access_log=False) as url:
+    with server_process(ex["run"]) as url:
         load_test(url, "/generate", gen, clients=1, requests=2)
         g = rounds_of(url, "/generate", gen, 1, 10, a.rounds)
         res["generate"] = {**g, "new_tokens": a.new_tokens, "tokens_per_s": round(g["requests_per_s"] * a.new_tokens, 1)}

@@ -472,15 +472,18 @@ def _wait_ready(url: str, proc, deadline_s: float, log: Path):
 
 @contextmanager
 def server_process(run, *, host: str = "127.0.0.1", port: int | None = None, deadline_s: float = 60.0, log_path=None, **limits):
-    """Serve `run` (`serve`, with `limits`) in a child process; yield its base URL once /ready answers; end it on exit.
-    Its output goes to `log_path` (default: a temporary file), never to a pipe that a full buffer would block."""
+    """Serve `run` in a child process through the command a user types (`mqbench serve`, `limits` as its options: max_batch=8
+    is `--max-batch 8`); yield its base URL once /ready answers; end it on exit. Its output goes to `log_path` (default: a
+    temporary file), never to a pipe that a full buffer would block."""
     import subprocess, sys, tempfile
     port = port or free_port(host)
-    kw = json.dumps({"run": str(run), "host": host, "port": port, "log_level": "warning", "access_log": False, **limits})
+    argv = ["serve", "--run", str(run), "--host", host, "--port", str(port), "--log-level", "warning", "--quiet"]
+    for k, v in limits.items():
+        if v is not None: argv += [f"--{k.replace('_', '-')}", str(v)]
     own = log_path is None
     log = Path(tempfile.mkstemp(prefix="mqbench-serve-", suffix=".log")[1]) if own else Path(log_path)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", f"import json; from mqbench.serve import serve; serve(**json.loads({kw!r}))"],
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; from mqbench.cli import main; sys.exit(main(sys.argv[1:]))", *argv],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         _wait_ready(f"http://{host}:{port}", proc, deadline_s, log)

@@ -1,4 +1,4 @@
-"`mqbench.serve` as a real uvicorn process on loopback: every endpoint, bad requests it survives, and a bounded load test."
+"`mqbench serve` as a real uvicorn process on loopback: every endpoint, bad requests it survives, and a bounded load test."
 import http.client
 import json
 import time
