@@ -17,9 +17,10 @@ from .runs import checkpoint_path, data_vocab, dataset_fingerprint, load_run_mod
 
 # %% auto #0
 __all__ = ['TOLERANCE', 'LABEL_MAP', 'OPSET', 'ort_session', 'run_kind', 'weights_digests', 'to_onnx', 'WithProbabilities',
-           'check_windows_sample', 'compare', 'classifier_contract', 'export_classifier_onnx', 'DecoderStep',
-           'cache_names', 'empty_cache', 'rollout', 'decoder_contract', 'export_decoder_onnx', 'export_onnx',
-           'read_contract', 'token_strings', 'hf_tokenizer', 'backtest_reports', 'model_card', 'export_hf']
+           'check_windows_sample', 'compare', 'window_contract', 'classifier_contract', 'export_classifier_onnx',
+           'DecoderStep', 'cache_names', 'empty_cache', 'rollout', 'decoder_contract', 'export_decoder_onnx',
+           'export_onnx', 'read_contract', 'token_strings', 'hf_tokenizer', 'backtest_reports', 'model_card',
+           'export_hf']
 
 # %% ../nbs/17_export.ipynb #nf3d71a
 TOLERANCE = 1e-4                                 # the largest |ONNX Runtime - PyTorch| an export accepts
@@ -108,9 +109,11 @@ def _verified(diffs: dict, what: str) -> dict:
     return diffs
 
 # %% ../nbs/17_export.ipynb #n2ccee9
-def classifier_contract(run, model: nn.Module, info: dict, files: dict, verified: dict) -> dict:
-    "The input contract of an exported classifier: inputs, outputs, features, normalization, clock, labels, checksums."
-    data, ck = Path(info["data"]), Path(info["checkpoint"])
+def window_contract(info: dict) -> dict:
+    """What a classifier's window is, for any program that builds one: its shape, the features in order, their
+    normalization, the clock, the labels and the label map. `info` is `runs.load_run_model`'s; the ONNX export's
+    contract.json and the model server's /metadata both carry it."""
+    data = Path(info["data"])
     L, F = info["sequence_length"], info["n_features"]
     params = read_manifest(data, stage="features")["params"]["dataset"]
     feats = json.loads((data / "features.json").read_text())
@@ -121,14 +124,9 @@ def classifier_contract(run, model: nn.Module, info: dict, files: dict, verified
     if list(labels.get("names", LABEL_MAP.values())) != list(LABEL_MAP.values()):
         raise MqbenchError(f"{data}: labels {labels.get('names')}, expected {list(LABEL_MAP.values())}")
     return {
-        "format": "mqbench.onnx.classifier", "version": 1,
-        "model": {"classifier": info["classifier"], "config": model.config.to_json(), "run": str(Path(run).resolve()),
-                  "checkpoint": str(ck)},
         "input": {"name": "windows", "dtype": "float32", "shape": ["batch", L, F],
                   "layout": "windows x snapshots x features, C order; snapshots oldest first, the last one is the tick being predicted",
                   "normalized": True, "values": "finite, within [-clip, clip] of the normalization"},
-        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]},
-                    {"name": "probabilities", "dtype": "float32", "shape": ["batch", 3], "meaning": "softmax of logits over the classes"}],
         "label_map": {str(k): v for k, v in LABEL_MAP.items()},
         "window": {"sequence_length": L, "n_features": F, "stride": params.get("stride")},
         "features": {"names": feats["names"], "groups": feats.get("groups"), "meanings": feats.get("meanings"),
@@ -137,6 +135,19 @@ def classifier_contract(run, model: nn.Module, info: dict, files: dict, verified
                           "mean": norm["mean"], "std": norm["std"], "clip": norm.get("clip"), "fit_on": norm.get("fit_on")},
         "clock": {"every_ms": params.get("every_ms"), "grid": grid.get("kind"), "every_ns": grid.get("every_ns")},
         "labels": labels,
+    }
+
+def classifier_contract(run, model: nn.Module, info: dict, files: dict, verified: dict) -> dict:
+    "The input contract of an exported classifier: its model, inputs and outputs, the window (`window_contract`), checksums."
+    data, ck, window = Path(info["data"]), Path(info["checkpoint"]), window_contract(info)
+    return {
+        "format": "mqbench.onnx.classifier", "version": 1,
+        "model": {"classifier": info["classifier"], "config": model.config.to_json(), "run": str(Path(run).resolve()),
+                  "checkpoint": str(ck)},
+        "input": window.pop("input"),
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 3]},
+                    {"name": "probabilities", "dtype": "float32", "shape": ["batch", 3], "meaning": "softmax of logits over the classes"}],
+        **window,
         "files": files,
         "weights": weights_digests(ck),
         "dataset": {"path": str(data), "fingerprint": dataset_fingerprint(data),

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 
-from .core import MqbenchError, file_digest, read_manifest
-from .features import LABEL_NAMES
+from .core import MqbenchError, file_digest
+from .export import weights_digests, window_contract
 from .model import generate
 from .runs import data_vocab, decode_tokens, load_run_model, run_config, window_symbols
 from .tokenize import BOS, load_tokenizer
@@ -93,27 +93,6 @@ def windows_array(windows, shape: tuple[int, int], names=None, max_batch: int | 
     return x
 
 # %% ../nbs/18_serve.ipynb #na8f474
-def _weights_digests(checkpoint: Path) -> dict:
-    "sha256 of a weights folder's model files and its config.json (not of a checkpoint's optimizer or RNG state)."
-    files = [p for p in sorted(checkpoint.iterdir()) if p.is_file() and (p.name.startswith("model.") or p.name == "config.json")]
-    return {p.name: file_digest(p) for p in files}
-
-def _classifier_contract(data: Path, info: dict) -> dict:
-    "The input contract of a classifier: what a window is, how its values were normalized, what the labels mean."
-    norm = json.loads((data / "normalization.json").read_text())
-    m = read_manifest(data, stage="features")
-    names = json.loads((data / "features.json").read_text())["names"]
-    label_names = (m["params"].get("label") or {}).get("names") or list(LABEL_NAMES)
-    return {"sequence_length": info["sequence_length"], "n_features": info["n_features"], "feature_names": names,
-            "dtype": "float32",
-            "layout": "windows (batch, sequence_length, n_features): snapshots oldest first, features in feature_names' order",
-            "every_ms": m["params"]["dataset"].get("every_ms"),
-            "normalization": {"note": "each feature minus the train split's mean, divided by its standard deviation, then clipped "
-                                      "to +-clip; windows are sent normalized, as features.load_dataset(DIR)[split][i] yields them",
-                              "clip": norm.get("clip"), "fit_on": norm.get("fit_on"), "mean": norm["mean"], "std": norm["std"]},
-            "label_map": {str(i): n for i, n in enumerate(label_names)},
-            "symbols": json.loads((data / "features.json").read_text()).get("symbols", [])}
-
 def _decoder_contract(data: Path, model, info: dict) -> dict:
     "The input contract of a decoder: its vocabulary, context and the fields of a decoded event."
     v = data_vocab(data)
@@ -128,8 +107,8 @@ def run_metadata(run, model, info: dict) -> dict:
     params = model.num_params() if hasattr(model, "num_params") else sum(p.numel() for p in model.parameters())
     name = info.get("classifier", "decoder")
     cfg = model.config.to_json() if hasattr(model.config, "to_json") else asdict(model.config)
-    contract = _classifier_contract(data, info) if info["task"] == "classify" else _decoder_contract(data, model, info)
-    sums = {"weights": _weights_digests(ck), "dataset_manifest": file_digest(data / "manifest.json")}
+    contract = window_contract(info) if info["task"] == "classify" else _decoder_contract(data, model, info)
+    sums = {"weights": weights_digests(ck), "dataset_manifest": file_digest(data / "manifest.json")}
     for f in ("features.json", "normalization.json", "tokenizer.json", "vocab.json"):
         if (data / f).is_file(): sums[f] = file_digest(data / f)
     return {"model": {"run": str(Path(run)), "task": info["task"], "name": name, "kind": info["kind"], "parameters": int(params),
@@ -148,13 +127,14 @@ class ServedModel:
         self.ready, self.error = threading.Event(), None
         contract = self.metadata["input"]
         if self.task == "classify":
-            self.shape, self.names = (contract["sequence_length"], contract["n_features"]), contract["feature_names"]
+            w = contract["window"]
+            self.shape, self.names = (w["sequence_length"], w["n_features"]), contract["features"]["names"]
         else:
             self.shape, self.block_size, self.vocab_size = None, contract["block_size"], contract["vocab_size"]
             self.specials, self._tokenizer = contract["specials"], None
             train_cfg = run_config(run).get("train") or {} if (self.run / "config.json").exists() else {}
             self.default_symbol = train_cfg.get("symbol") or (contract["symbols"] or [None])[0]
-        self.symbols = contract["symbols"]
+        self.symbols = contract["features"]["symbols"] if self.task == "classify" else contract["symbols"]
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         "Class probabilities (N, 3) float32 and labels (N,) of windows x (N, L, F) float32."

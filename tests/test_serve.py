@@ -64,7 +64,7 @@ def test_endpoints(clf_server, clf_run, windows):
     assert call(clf_server, "GET", "/health") == (200, {"status": "ok"})
     assert call(clf_server, "GET", "/ready") == (200, {"ready": True})
     status, meta = call(clf_server, "GET", "/metadata")
-    assert status == 200 and meta["model"]["name"] == "mlp" and meta["input"]["sequence_length"] == 100
+    assert status == 200 and meta["model"]["name"] == "mlp" and meta["input"]["window"]["sequence_length"] == 100
     assert meta["label_map"] == {"0": "DOWN", "1": "NEUTRAL", "2": "UP"} and meta["limits"]["max_body_bytes"] == MAX_BODY
     status, ans = call(clf_server, "POST", "/predict", json.dumps({"windows": windows.tolist()}))
     model, _ = load_run_model(clf_run)
