@@ -505,3 +505,27 @@ def _serve_parser(sub):
     s.add_argument("--quiet", action="store_true", help="no access log")
     s.set_defaults(func=_serve)
 
+
+# %% ../nbs/20_cli.ipynb #n6e135f
+def _export(a):
+    from mqbench import export
+    if a.format == "onnx": r = export.export_onnx(a.run, a.out, opset=a.opset, overwrite=a.overwrite, which=a.which)
+    else: r = export.export_hf(a.run, a.out, overwrite=a.overwrite, which=a.which)
+    print(json.dumps(r, indent=2, default=str))
+
+@command
+def _export_parser(sub):
+    e = subparser(sub, "export", "export a trained run for other programs: ONNX graphs or a Hugging Face folder",
+                  "Export a trained run: ONNX (a classifier, or a decoder with its KV cache) with its input contract, or a "
+                  "decoder as a Hugging Face folder; each checked against PyTorch before it is kept.")
+    esub = e.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    for name, does in (("onnx", "ONNX graphs and contract.json (a classifier: dynamic batch and batch 1; a decoder: a cached step)"),
+                       ("hf", "a decoder as a folder that transformers' from_pretrained loads, with its tokenizer and model card")):
+        k = subparser(esub, name, does)
+        k.add_argument("--run", required=True, help="the run folder (mqbench train)")
+        out_option(k, "the output folder")
+        k.add_argument("--which", default="final", choices=("final", "best", "init"), help="the run's final, best or initial weights")
+        k.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+        if name == "onnx": k.add_argument("--opset", type=int, default=18, help="the ONNX opset (18 or later)")
+        k.set_defaults(func=_export)
+

@@ -184,3 +184,32 @@ def test_train_classify_bad_input_one_line(example_dataset, tmp_path):
 def test_train_help_lists_the_models():
     out = " ".join(mq("train", "--help").stdout.split())
     assert "--classifier CLASSIFIER, --model CLASSIFIER" in out and "tabular: logistic_regression, xgboost" in out and "mlp" in out
+
+
+def test_export_onnx_and_hf(example_dataset, tmp_path):
+    "A classifier trained on the example day to ONNX, and the example decoder to a Hugging Face folder, by the commands a user types."
+    import numpy as np, onnxruntime as ort, torch
+    from transformers import AutoModelForCausalLM
+    from mqbench.demo import example_inputs
+    from mqbench.features import WindowSplit
+    from mqbench.runs import load_run_model
+    run = tmp_path / "mlp"
+    mq("train", "--task", "classify", "--model", "mlp", "--preset", "micro", "--data", example_dataset, "--steps", 5, "--eval-every", 5,
+       "--checkpoint-every", 5, "--no-mlflow", "--out", run)
+    r = json.loads(mq("export", "onnx", "--run", run, "--out", tmp_path / "onnx").stdout)
+    assert r["kind"] == "classifier" and {f["name"] if isinstance(f, dict) else f for f in r["files"]} >= {"model.onnx", "model_b1.onnx"}
+    contract = json.loads((tmp_path / "onnx" / "contract.json").read_text())
+    x, _ = WindowSplit(example_dataset, "test").arrays(np.arange(5))
+    assert contract["input"]["shape"][1:] == list(x.shape[1:]) and contract["label_map"] == {"0": "DOWN", "1": "NEUTRAL", "2": "UP"}
+    got = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx")).run(["probabilities"], {"windows": x})[0]
+    model, _ = load_run_model(run)
+    with torch.no_grad(): want = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    assert np.abs(got - want).max() < 1e-4
+    p = mq("export", "onnx", "--run", run, "--out", tmp_path / "onnx", ok=False)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    ex = example_inputs()
+    mq("export", "hf", "--run", ex["run"], "--out", tmp_path / "hf")
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    dec, _ = load_run_model(ex["run"])
+    ids = torch.arange(1, 17)[None] % hf.config.vocab_size
+    with torch.no_grad(): assert (hf(ids).logits - dec(ids)[0]).abs().max() < 1e-4
