@@ -367,6 +367,7 @@ def stream_generate(model: Decoder, context, *, window: int | None = None, max_n
     bad = (idx < 0) | (idx >= c.vocab_size)
     if bad.any(): raise MqbenchError(f"context: token {idx[bad][0].item()} is outside the vocabulary 0 .. {c.vocab_size - 1}")
     if max_new_tokens is not None and max_new_tokens < 0: raise MqbenchError(f"max_new_tokens must be >= 0, not {max_new_tokens}")
+    if top_k is not None and top_k < 1: raise MqbenchError(f"top_k must be >= 1 (or None: every token), not {top_k}")
     cache = KVCache(c, idx.shape[0], dev, model.embed_tokens.weight.dtype, window=c.block_size if window is None else window)
     if generator is None and seed is not None: generator = torch.Generator(device=dev).manual_seed(seed)
     return _stream(model.eval(), idx.to(dev, torch.long), cache, flat, max_new_tokens,
