@@ -17,7 +17,8 @@ from .kernels import INTERPRETING, attention, linear_cross_entropy, rms_norm, ro
 
 # %% auto #0
 __all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'attend', 'Attention', 'MLP', 'Block',
-           'KVCache', 'Decoder', 'to_hf_llama', 'generate', 'save_model', 'load_model']
+           'rope_positions', 'KVCache', 'Decoder', 'to_hf_llama', 'sample_next', 'generate', 'stream_generate',
+           'save_model', 'load_model']
 
 # %% ../nbs/09_model.ipynb #c005
 @dataclass(frozen=True)
@@ -102,20 +103,23 @@ class RMSNorm(nn.Module):
 
     def forward(self, x): return rms_norm(x, self.weight, self.eps, backend=kernel_backend(self.kernels, x))
 
-def attend(q, k, v, *, causal: bool = True, window: int | None = None, backend: str = "sdpa", q_offset: int = 0):
+def attend(q, k, v, *, causal: bool = True, window: int | None = None, backend: str = "sdpa", q_offset: int = 0,
+           k_pos=None):
     """softmax(q k^T / sqrt(D)) v over (B, H, T, D) queries and (B, K, S, D) keys and values, H a multiple
-    of K. Query i sits at position q_offset + i of the keys; causal and window masks are by position."""
+    of K. Query i sits at position q_offset + i; key j at position j, or at k_pos[j] when given (S,) (a ring
+    cache's slots, -1 for an empty one, which no query sees); causal and window masks are by position."""
     B, H, T, D = q.shape
     S, K = k.shape[2], k.shape[1]
     # the KV-cache decode step stays on SDPA, and so does a machine where the kernel cannot run
-    if backend == "triton" and q_offset == 0 and T == S and (q.is_cuda or INTERPRETING):
+    if backend == "triton" and q_offset == 0 and T == S and k_pos is None and (q.is_cuda or INTERPRETING):
         return attention(q, k, v, causal=causal, window=window, backend="triton")
     mask = None
-    if window is not None or (causal and q_offset):
+    if k_pos is not None or window is not None or (causal and q_offset):
         i = torch.arange(T, device=q.device)[:, None] + q_offset
-        j = torch.arange(S, device=q.device)[None, :]
+        j = (torch.arange(S, device=q.device) if k_pos is None else k_pos)[None, :]
         mask = (j <= i) if causal else torch.ones(T, S, dtype=torch.bool, device=q.device)
         if window is not None: mask = mask & (j > i - window)
+        if k_pos is not None: mask = mask & (j >= 0)
     if backend == "reference":
         k, v = k.repeat_interleave(H // K, 1), v.repeat_interleave(H // K, 1)
         att = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(D)
@@ -147,9 +151,12 @@ class Attention(nn.Module):
         if self.q_norm is not None: q, k = self.q_norm(q), self.k_norm(k)
         kb = kernel_backend(c.kernels, q)
         q, k = rope(q, cos, sin, backend=kb), rope(k, cos, sin, backend=kb)
-        if cache is not None:                                             # (B, K, pos + T, D) after the append
+        k_pos, window = None, c.window
+        if cache is not None:                      # (B, K, pos + T, D) after the append; a ring: (B, K, <= W + T, D)
             k, v = cache.update(layer, k, v, pos)
-        y = attend(q, k, v, causal=True, window=c.window, backend=c.attn_backend, q_offset=pos)
+            k_pos = cache.key_positions(pos, T)
+            if cache.window is not None: window = min(window or cache.window, cache.window)
+        y = attend(q, k, v, causal=True, window=window, backend=c.attn_backend, q_offset=pos, k_pos=k_pos)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 class MLP(nn.Module):
@@ -178,18 +185,62 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 # %% ../nbs/09_model.ipynb #c011
+def rope_positions(positions, D: int, base: float = 10000.0, device=None, dtype=torch.float32):
+    "cos, sin (T, D) for any absolute positions (T,), computed as `rope_cache` computes its rows (float64, then cast)."
+    inv = 1.0 / base ** (torch.arange(0, D, 2, device=device, dtype=torch.float64) / D)          # (D/2,)
+    ang = positions.to(device=device, dtype=torch.float64)[:, None] * inv[None, :]              # (T, D/2)
+    ang = torch.cat([ang, ang], dim=-1)                                                         # (T, D)
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
 class KVCache:
-    "Keys and values of every layer for generation: (B, K, block_size, D) each."
-    def __init__(self, c: ModelConfig, batch: int, device=None, dtype=torch.float32):
-        shape = (batch, c.n_kv_head, c.block_size, c.head_dim)
+    """Keys and values of every layer for generation. Linear (the default): (B, K, block_size, D) each, position p
+    in slot p, for contexts up to block_size. Ring (`window=W`): (B, K, W, D) each, position p in slot p % W, a new
+    position overwriting the oldest: positions grow without bound and each query sees the last W of them. A ring's
+    stream starts at the position of its first write (0, or any position: attention is relative)."""
+    def __init__(self, c: ModelConfig, batch: int, device=None, dtype=torch.float32, *, window: int | None = None):
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise MqbenchError(f"a ring KV cache's window must be a whole number of positions >= 1, not {window!r}")
+        self.window = window
+        shape = (batch, c.n_kv_head, window or c.block_size, c.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(c.n_layer)]
+        self._k_pos = (None, None)                   # ((pos, T), key positions): computed once for all layers
+        self.start = None                            # a ring's first position, set by its first write
+
+    def slot_positions(self, pos: int):
+        """(W,) the position each ring slot holds once positions start .. pos - 1 are written: the latest p < pos with
+        p % W == slot, -1 if none."""
+        W = self.window
+        p = pos - 1 - (pos - 1 - torch.arange(W, device=self.k[0].device)) % W
+        return p.masked_fill(p < (self.start or 0), -1)
 
     def update(self, i: int, k, v, pos: int):
-        "Write layer i's keys and values of positions pos.. and return all of them so far."
+        """Write layer i's keys and values (B, K, T, D) of positions pos .. pos + T - 1 and return the keys and values
+        the new queries attend to; their positions are `key_positions(pos, T)`."""
         T = k.shape[2]
-        self.k[i][:, :, pos:pos + T] = k; self.v[i][:, :, pos:pos + T] = v
-        return self.k[i][:, :, :pos + T], self.v[i][:, :, :pos + T]
+        if self.window is None:
+            self.k[i][:, :, pos:pos + T] = k; self.v[i][:, :, pos:pos + T] = v
+            return self.k[i][:, :, :pos + T], self.v[i][:, :, :pos + T]
+        W, ck, cv = self.window, self.k[i], self.v[i]
+        if self.start is None: self.start = pos
+        if T == 1:                # the decode step: the oldest slot has just left the window, so overwrite it first
+            ck[:, :, pos % W] = k[:, :, 0]; cv[:, :, pos % W] = v[:, :, 0]
+            return ck, cv                            # (B, K, W, D); while the ring fills, its empty slots are masked
+        # a chunk: its first queries still need the slots its last keys overwrite, so they see the old ring and the chunk
+        keys, values = torch.cat([ck, k], 2), torch.cat([cv, v], 2)                # (B, K, W + T, D)
+        n = min(T, W)
+        slots = torch.arange(pos + T - n, pos + T, device=ck.device) % W
+        ck.index_copy_(2, slots, k[:, :, T - n:]); cv.index_copy_(2, slots, v[:, :, T - n:])
+        return keys, values
+
+    def key_positions(self, pos: int, T: int):
+        "The positions (S,) of the keys `update` returns for T new positions at pos; None for a linear cache (0 .. pos + T - 1)."
+        if self.window is None: return None
+        if self._k_pos[0] != (pos, T):
+            if T == 1: kp = self.slot_positions(pos + 1)
+            else: kp = torch.cat([self.slot_positions(pos), torch.arange(pos, pos + T, device=self.k[0].device)])
+            self._k_pos = ((pos, T), kp)
+        return self._k_pos[1]
 
 class Decoder(nn.Module):
     "A decoder-only transformer over tokens: logits (B, T, V) and, given targets, the cross-entropy."
@@ -210,6 +261,13 @@ class Decoder(nn.Module):
     def _init(self, m):
         if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, 0.0, self.config.init_std)
 
+    def rope_at(self, pos: int, T: int):
+        "cos, sin (T, D) of positions pos .. pos + T - 1: rows of the table, and past block_size computed as its rows are."
+        c = self.config
+        if pos + T <= c.block_size: return self.cos[pos:pos + T], self.sin[pos:pos + T]
+        cos, sin = rope_positions(torch.arange(pos, pos + T), c.head_dim, c.rope_theta, device=self.cos.device)
+        return cos.to(self.cos.dtype), sin.to(self.sin.dtype)              # the table's float32 values, in the model's dtype
+
     def num_params(self, embeddings: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.embed_tokens.weight.numel()
@@ -220,10 +278,10 @@ class Decoder(nn.Module):
         `reduction`: "mean" over the targets not `ignore_index`, "sum" or "none"), and with the Triton kernels
         on, (None, the loss) from the fused head, which never holds the logits."""
         B, T = idx.shape
-        if pos + T > self.config.block_size:
-            raise MqbenchError(f"{pos + T} positions; the model's context is {self.config.block_size}")
+        if pos + T > self.config.block_size and (cache is None or cache.window is None):
+            raise MqbenchError(f"{pos + T} positions; the model's context is {self.config.block_size} (a ring KV cache goes further)")
         x = self.embed_tokens(idx)                                       # (B, T, C)
-        cos, sin = self.cos[pos:pos + T], self.sin[pos:pos + T]
+        cos, sin = self.rope_at(pos, T)
         for i, block in enumerate(self.layers):
             x = block(x, cos, sin, cache, pos, i)
         x = self.norm(x)
@@ -256,6 +314,17 @@ def to_hf_llama(model: Decoder):
     return hf.eval()
 
 # %% ../nbs/09_model.ipynb #c017
+def sample_next(logits, *, temperature: float = 1.0, top_k: int | None = None, greedy: bool = False,
+                generator: torch.Generator | None = None):
+    "The next token (B, 1) from the last position's logits (B, V): the argmax, or a draw at `temperature` among the `top_k` likeliest."
+    logits = logits.float()
+    if greedy: return logits.argmax(-1, keepdim=True)
+    logits = logits / max(temperature, 1e-6)
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator)
+
 @torch.no_grad()
 def generate(model: Decoder, idx, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
              greedy: bool = False, generator: torch.Generator | None = None, use_cache: bool = True):
@@ -273,18 +342,51 @@ def generate(model: Decoder, idx, max_new_tokens: int, *, temperature: float = 1
                 cache, pos = KVCache(c, out.shape[0], out.device, model.embed_tokens.weight.dtype), 0
             logits = model(step_in, cache=cache, pos=pos)[0]
             pos += step_in.shape[1]
-        logits = logits[:, -1].float()
-        if greedy:
-            nxt = logits.argmax(-1, keepdim=True)
-        else:
-            logits = logits / max(temperature, 1e-6)
-            if top_k is not None:
-                kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+        nxt = sample_next(logits[:, -1], temperature=temperature, top_k=top_k, greedy=greedy, generator=generator)
         out = torch.cat([out, nxt], dim=1)
         step_in = nxt
     return out
+
+# %% ../nbs/09_model.ipynb #r001
+def stream_generate(model: Decoder, context, *, window: int | None = None, max_new_tokens: int | None = None,
+                    temperature: float = 1.0, top_k: int | None = None, greedy: bool = False, seed: int | None = None,
+                    generator: torch.Generator | None = None):
+    """Continue `context` one token at a time with a ring KV cache of `window` positions (default: the model's
+    block_size): constant work per token and no limit on the length (`max_new_tokens` None: until the caller
+    stops iterating). `context`: token ids as a list or a 1-D tensor (yields ints), or a (B, T) tensor (yields
+    (B,) tensors). Sampling as in `generate`; `seed` (or a `generator`) makes it repeatable. The arguments are
+    checked when it is called, before the first token."""
+    c = model.config
+    dev = model.embed_tokens.weight.device
+    flat = not (torch.is_tensor(context) and context.ndim == 2)
+    try: idx = torch.as_tensor(context if torch.is_tensor(context) else list(context)).reshape((1, -1) if flat else context.shape)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise MqbenchError(f"context: expected token ids (a list of ints or a (B, T) tensor): {e}") from None
+    if idx.numel() == 0: raise MqbenchError("context: expected at least one token id, got none")
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool: raise MqbenchError(f"context: expected integer token ids, not {idx.dtype}")
+    bad = (idx < 0) | (idx >= c.vocab_size)
+    if bad.any(): raise MqbenchError(f"context: token {idx[bad][0].item()} is outside the vocabulary 0 .. {c.vocab_size - 1}")
+    if max_new_tokens is not None and max_new_tokens < 0: raise MqbenchError(f"max_new_tokens must be >= 0, not {max_new_tokens}")
+    if top_k is not None and top_k < 1: raise MqbenchError(f"top_k must be >= 1 (or None: every token), not {top_k}")
+    cache = KVCache(c, idx.shape[0], dev, model.embed_tokens.weight.dtype, window=c.block_size if window is None else window)
+    if generator is None and seed is not None: generator = torch.Generator(device=dev).manual_seed(seed)
+    return _stream(model.eval(), idx.to(dev, torch.long), cache, flat, max_new_tokens,
+                   dict(temperature=temperature, top_k=top_k, greedy=greedy, generator=generator))
+
+@torch.no_grad()
+def _stream(model, idx, cache, flat, max_new_tokens, sampling):
+    pos = 0
+    for chunk in idx.split(cache.window, 1):            # the prompt in chunks of W: each chunk attends to (T, W + T) keys
+        logits = model(chunk, cache=cache, pos=pos)[0][:, -1]                    # (B, V)
+        pos += chunk.shape[1]
+    n = 0
+    while max_new_tokens is None or n < max_new_tokens:
+        nxt = sample_next(logits, **sampling)                                     # (B, 1)
+        yield int(nxt[0, 0]) if flat else nxt[:, 0]
+        n += 1
+        if n == max_new_tokens: break                                            # no forward for a token nobody asks for
+        logits = model(nxt, cache=cache, pos=pos)[0][:, -1]
+        pos += 1
 
 # %% ../nbs/09_model.ipynb #c020
 def save_model(model: Decoder, out_dir, *, tokenizer: dict | None = None, data: dict | None = None) -> Path:

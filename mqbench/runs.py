@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .core import MqbenchError, atomic_dir, atomic_path, file_digest, read_manifest
-from .model import generate, load_model
+from .model import generate, load_model, stream_generate
 from .tokenize import BOS, candles_from_features, load_tokenizer
 
 # %% auto #0
@@ -208,9 +208,10 @@ def decode_tokens(data, tokens) -> pd.DataFrame:
 
 # %% ../nbs/11_runs.ipynb #ndc06e0
 def generate_from_run(run_dir, n: int = 200, *, top_k: int | None = 16, temperature: float = 1.0, seed: int = 0,
-                      symbol: str | None = None, which: str = "final", device=None) -> dict:
+                      symbol: str | None = None, which: str = "final", device=None, window: int | None = None) -> dict:
     """Sample `n` tokens from a run's model after `symbol`'s SEP and BOS (default: the run's symbol, else the data's
-    first); returns {'tokens', 'prompt', 'symbol', 'decoded' (a DataFrame), 'checkpoint', 'data'}."""
+    first); returns {'tokens', 'prompt', 'symbol', 'decoded' (a DataFrame), 'checkpoint', 'data'}. `window`: stream
+    through a ring KV cache of that many positions (`stream_generate`) instead of `generate`'s refilled cache."""
     model, info = load_run_model(run_dir, which, device, task="lm")
     v = data_vocab(info["data"])
     run_cfg = json.loads((Path(run_dir) / "config.json").read_text())["train"] if (Path(run_dir) / "config.json").exists() else {}
@@ -220,5 +221,9 @@ def generate_from_run(run_dir, n: int = 200, *, top_k: int | None = 16, temperat
     dev = next(model.parameters()).device
     prompt = torch.tensor([[sep, BOS]], device=dev)
     g = torch.Generator(device=dev).manual_seed(seed)
-    out = generate(model, prompt, n, temperature=temperature, top_k=top_k, generator=g)[0, 2:].cpu().numpy()
+    if window is None:
+        out = generate(model, prompt, n, temperature=temperature, top_k=top_k, generator=g)[0, 2:].cpu().numpy()
+    else:
+        out = np.array(list(stream_generate(model, prompt[0].tolist(), window=window, max_new_tokens=n, temperature=temperature,
+                                            top_k=top_k, generator=g)), dtype=np.int64)
     return {"tokens": out, "prompt": [sep, BOS], "symbol": symbol, "decoded": decode_tokens(info["data"], out), **info}
