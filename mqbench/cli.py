@@ -422,7 +422,8 @@ def _train(a):
 
 def _generate(a):
     from mqbench.runs import generate_from_run
-    out = generate_from_run(a.run, a.n, top_k=a.top_k, temperature=a.temperature, seed=a.seed, symbol=a.symbols)
+    out = generate_from_run(a.run, a.n, top_k=a.top_k, temperature=a.temperature, seed=a.seed, symbol=a.symbols,
+                            window=a.window)
     print(f"{len(out['tokens'])} tokens for {out['symbol']} from {out['checkpoint']}")
     print(out["decoded"].to_string(max_rows=a.show))
 
@@ -441,6 +442,8 @@ def _train_parser(sub):
     g.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     g.add_argument("--symbols", metavar="SYM", default=None, help="the symbol to generate for (default: the run's)")
     g.add_argument("--symbol", dest="symbols", action=Deprecated, new="--symbols")
+    g.add_argument("--window", type=int, default=None,
+                   help="stream through a ring KV cache of this many positions: constant work per token, as many tokens as asked")
     g.add_argument("--show", type=int, default=20, help="decoded rows to print")
     g.set_defaults(func=_generate)
 

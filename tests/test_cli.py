@@ -92,6 +92,8 @@ def test_prepare_tokenize_train_generate(day, tmp_path):
     assert summary["steps"] == 12 and summary["final_val_loss"] < summary["start_val_loss"]
     gen = mq("generate", "--run", tmp_path / "run", "--n", 25, "--show", 3).stdout
     assert "25 tokens" in gen and "action" in gen
+    gen = mq("generate", "--run", tmp_path / "run", "--n", 150, "--window", 32, "--show", 3).stdout   # past the 64-token context
+    assert "150 tokens" in gen and "action" in gen
     p = mq("train", "--data", tmp_path / "missing", "--steps", 1, ok=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
 
