@@ -24,9 +24,10 @@ from mqbench.stream import ItchFramer, Predictor
 
 def messages_of(day: bytes, limit=None) -> list:
     "The day cut into one bytes object per message (length prefix included)."
-    f = ItchFramer().push(day)
+    fr = ItchFramer()
+    f = fr.push(day)
     starts = f.starts - 2
-    ends = np.r_[starts[1:], f.offset]
+    ends = np.r_[starts[1:], fr.offset]
     out = [day[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
     return out[:limit] if limit else out
 
@@ -65,18 +66,20 @@ def onnx_predict(run, tmp: Path):
     except ImportError as e:
         print(f"onnx     skipped: {e.name} is not installed"); return None
     try:
-        export.export_onnx(run, tmp / "onnx", dynamic=True)
-        path = sorted((tmp / "onnx").rglob("*.onnx"), key=lambda p: "dynamic" not in p.name)[0]
+        export.export_onnx(run, tmp / "onnx", overwrite=True)
+        paths = sorted((tmp / "onnx").rglob("*.onnx"), key=lambda p: "b1" in p.name)     # the dynamic-batch graph first
+        path = paths[0]
     except Exception as e:                                     # the export piece may differ; say so and go on
         print(f"onnx     skipped: export failed ({type(e).__name__}: {e})"); return None
     opts = ort.SessionOptions(); opts.intra_op_num_threads = 1; opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    name, outs = sess.get_inputs()[0].name, [o.name for o in sess.get_outputs()]
+    want = ["probabilities"] if "probabilities" in outs else outs[:1]
 
     def predict(windows):
-        out = sess.run(None, {name: np.ascontiguousarray(windows, np.float32)})[0]
-        if np.all(out >= 0) and np.allclose(out.sum(-1), 1, atol=1e-4): return out    # probabilities already
-        e = np.exp(out - out.max(-1, keepdims=True))
+        out = sess.run(want, {name: np.ascontiguousarray(windows, np.float32)})[0]
+        if want == ["probabilities"]: return out
+        e = np.exp(out - out.max(-1, keepdims=True))                  # logits
         return e / e.sum(-1, keepdims=True)
     return predict
 
