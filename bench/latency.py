@@ -11,7 +11,7 @@ the hot path (a few thousand messages), with one range per stage.
 
     python bench/latency.py [--run RUN] [--runtimes eager,compile,onnx] [--messages N] [--trace trace.json]
 """
-import argparse, json, tempfile, time
+import argparse, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ import torch
 from mqbench import itch
 from mqbench.book import BookEngine
 from mqbench.stream import ItchFramer, Predictor
+from common import machine, write_results
 
 
 def messages_of(day: bytes, limit=None) -> list:
@@ -112,6 +113,7 @@ def main():
     ap.add_argument("--runtimes", default="eager,compile,onnx")
     ap.add_argument("--messages", type=int, default=None, help="feed only the first N messages")
     ap.add_argument("--trace", help="write a torch.profiler Chrome trace of the hot path here")
+    ap.add_argument("--out", default=None, help="where to record the results (default bench/results/latency.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp())
@@ -146,7 +148,9 @@ def main():
     per_msg = rows[0]["us_per_message"] if rows else float("nan")
     print(f"per message, book + grid + features + model, streamed one at a time: {per_msg:.1f} µs; "
           f"the offline engine (book only, 16 MiB chunks): {offline_us:.2f} µs ({1 / offline_us * 1e6:,.0f} messages/s)")
-    print(json.dumps({"offline_engine_us_per_message": offline_us, "runtimes": rows}, indent=1))
+    res = {"messages": len(msgs), "offline_engine_us_per_message": offline_us, "runtimes": rows,
+           "machine": machine(torch=torch.__version__, threads=torch.get_num_threads())}
+    write_results(res, "latency", args.out)
     if args.trace: trace(run, msgs, args.trace)
 
 

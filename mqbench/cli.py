@@ -8,12 +8,12 @@ import argparse, ast, dataclasses, functools, importlib.util, io, json, sys, tok
 from pathlib import Path
 
 from . import __version__
-from .core import MqbenchError, cast_value
+from .core import MqbenchError, atomic_path, cast_value
 
 # %% auto #0
-__all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'command', 'HelpFormatter', 'subparser', 'build_parser', 'main',
-           'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated', 'out_option',
-           'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'ModelsHelpFormatter',
+__all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'SIGNAL_COLUMNS', 'command', 'HelpFormatter', 'subparser',
+           'build_parser', 'main', 'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated',
+           'out_option', 'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'ModelsHelpFormatter',
            'model_overrides', 'train_config']
 
 # %% ../nbs/20_cli.ipynb #n319659
@@ -531,4 +531,39 @@ def _export_parser(sub):
         k.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
         if name == "onnx": k.add_argument("--opset", type=int, default=18, help="the ONNX opset (18 or later)")
         k.set_defaults(func=_export)
+
+
+# %% ../nbs/20_cli.ipynb #n13f04d
+SIGNAL_COLUMNS = ("ts_ns", "symbol", "p_down", "p_neutral", "p_up", "label", "latency_ns")
+
+def _stream(a):
+    import numpy as np
+    import pandas as pd
+    from mqbench.stream import stream_file, stream_lobster
+    path = Path(a.input)
+    lobster = path.name.lower().endswith((".csv", ".csv.gz"))
+    sigs = (stream_lobster(path, a.run, device=a.device) if lobster else
+            stream_file(path, a.run, symbol=a.symbols, device=a.device, chunk_bytes=a.chunk_bytes))
+    df = pd.DataFrame([[getattr(s, c) for c in SIGNAL_COLUMNS] for s in sigs], columns=list(SIGNAL_COLUMNS))
+    if a.out:
+        with atomic_path(Path(a.out)) as tmp: df.to_parquet(tmp, index=False)
+    lat = df["latency_ns"].to_numpy() / 1e3
+    print(json.dumps({"signals": len(df), "symbols": sorted(df["symbol"].unique().tolist()),
+                      "labels": {n: int((df["label"] == i).sum()) for i, n in enumerate(("DOWN", "NEUTRAL", "UP"))},
+                      "latency_us": {q: round(float(np.percentile(lat, p)), 1) if len(lat) else None
+                                     for q, p in (("p50", 50), ("p99", 99), ("p99.9", 99.9))},
+                      "out": a.out}, indent=2))
+
+@command
+def _stream_parser(sub):
+    s = subparser(sub, "stream", "replay a file through the streaming predictor: a signal per symbol and tick",
+                  "Feed an ITCH file (or a LOBSTER message file, .csv) to a classifier run's streaming predictor as if it "
+                  "arrived on a socket: book, feature clock, the last sequence_length snapshots, the model; a signal per tick.")
+    s.add_argument("--run", required=True, help="a classifier run folder (mqbench train --task classify)")
+    s.add_argument("--input", required=True, help="an ITCH 5.0 file (.gz or plain) or a LOBSTER message file (.csv)")
+    out_option(s, "parquet file of the signals: " + ", ".join(SIGNAL_COLUMNS), required=False)
+    s.add_argument("--symbols", metavar="SYM", default=None, help="only this symbol's signals (default: every symbol of the dataset)")
+    s.add_argument("--chunk-bytes", type=int, default=1 << 16, help="bytes read per feed, as a socket would deliver them")
+    s.add_argument("--device", default="cpu", help="where the model runs")
+    s.set_defaults(func=_stream)
 

@@ -215,3 +215,32 @@ def test_export_onnx_and_hf(example_dataset, tmp_path):
     dec, _ = load_run_model(ex["run"])
     ids = torch.arange(1, 17)[None] % hf.config.vocab_size
     with torch.no_grad(): assert (hf(ids).logits - dec(ids)[0]).abs().max() < 1e-4
+
+
+def test_stream_a_day_to_signals(example_dataset, tmp_path):
+    "The first half of the example day streamed by the command: a signal per symbol and tick, equal to the model on the offline windows."
+    import numpy as np, pandas as pd, torch
+    from mqbench.demo import example_inputs
+    from mqbench.features import WindowSplit
+    from mqbench.runs import load_run_model
+    run, day, half = tmp_path / "mlp", example_inputs()["day"].read_bytes(), tmp_path / "half.itch"
+    end = 0
+    while end < len(day) // 2: end += 2 + int.from_bytes(day[end:end + 2], "big")   # whole length-prefixed messages
+    half.write_bytes(day[:end])
+    mq("train", "--task", "classify", "--model", "mlp", "--preset", "micro", "--data", example_dataset, "--steps", 5, "--eval-every", 5,
+       "--checkpoint-every", 5, "--no-mlflow", "--out", run)
+    s = json.loads(mq("stream", "--run", run, "--input", half, "--out", tmp_path / "signals.parquet").stdout)
+    sig = pd.read_parquet(tmp_path / "signals.parquet")
+    assert s["signals"] == len(sig) > 500 and s["symbols"] == ["LQDA", "MIDC", "PNNY"] and s["latency_us"]["p50"] > 0
+    assert np.allclose(sig[["p_down", "p_neutral", "p_up"]].sum(axis=1), 1, atol=1e-5)
+    w = pd.read_parquet(example_dataset / "train_windows.parquet")
+    ids = np.flatnonzero(w["ts_ns"] < sig["ts_ns"].max())[::25]        # windows that end before the half's last signal
+    assert len(ids) >= 10
+    x, _ = WindowSplit(example_dataset, "train").arrays(ids)
+    model, _ = load_run_model(run)
+    with torch.no_grad(): want = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    got = w.iloc[ids][["symbol", "ts_ns"]].merge(sig, on=["symbol", "ts_ns"], how="left")
+    assert got["p_up"].notna().all(), "a signal at every offline window's end"
+    assert np.abs(got[["p_down", "p_neutral", "p_up"]].to_numpy() - want).max() < 1e-5
+    p = mq("stream", "--run", example_inputs()["run"], "--input", half, ok=False)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
