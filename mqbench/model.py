@@ -17,8 +17,8 @@ from .kernels import INTERPRETING, attention, linear_cross_entropy, rms_norm, ro
 
 # %% auto #0
 __all__ = ['SIZES', 'STYLES', 'ModelConfig', 'preset', 'kernel_backend', 'RMSNorm', 'attend', 'Attention', 'MLP', 'Block',
-           'rope_positions', 'KVCache', 'Decoder', 'to_hf_llama', 'sample_next', 'generate', 'stream_generate',
-           'save_model', 'load_model']
+           'KVCache', 'Decoder', 'to_hf_llama', 'sample_next', 'generate', 'stream_generate', 'save_model',
+           'load_model']
 
 # %% ../nbs/09_model.ipynb #c005
 @dataclass(frozen=True)
@@ -185,13 +185,6 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 # %% ../nbs/09_model.ipynb #c011
-def rope_positions(positions, D: int, base: float = 10000.0, device=None, dtype=torch.float32):
-    "cos, sin (T, D) for any absolute positions (T,), computed as `rope_cache` computes its rows (float64, then cast)."
-    inv = 1.0 / base ** (torch.arange(0, D, 2, device=device, dtype=torch.float64) / D)          # (D/2,)
-    ang = positions.to(device=device, dtype=torch.float64)[:, None] * inv[None, :]              # (T, D/2)
-    ang = torch.cat([ang, ang], dim=-1)                                                         # (T, D)
-    return ang.cos().to(dtype), ang.sin().to(dtype)
-
 class KVCache:
     """Keys and values of every layer for generation. Linear (the default): (B, K, block_size, D) each, position p
     in slot p, for contexts up to block_size. Ring (`window=W`): (B, K, W, D) each, position p in slot p % W, a new
@@ -265,7 +258,7 @@ class Decoder(nn.Module):
         "cos, sin (T, D) of positions pos .. pos + T - 1: rows of the table, and past block_size computed as its rows are."
         c = self.config
         if pos + T <= c.block_size: return self.cos[pos:pos + T], self.sin[pos:pos + T]
-        cos, sin = rope_positions(torch.arange(pos, pos + T), c.head_dim, c.rope_theta, device=self.cos.device)
+        cos, sin = rope_cache(T, c.head_dim, c.rope_theta, device=self.cos.device, start=pos)
         return cos.to(self.cos.dtype), sin.to(self.sin.dtype)              # the table's float32 values, in the model's dtype
 
     def num_params(self, embeddings: bool = True) -> int:

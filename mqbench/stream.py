@@ -548,15 +548,14 @@ def stream_lobster(message_csv, run, orderbook_csv=None, *, rows_per_feed: int =
                    predictor: Predictor | None = None):
     "Signals over a LOBSTER message file and its orderbook file, fed `rows_per_feed` rows at a time."
     from mqbench.sources.files import _first_fields, read_csv_columns
-    from mqbench.sources.lobster import LOBSTER_MESSAGE, _lobster_pair, lobster_ns
+    from mqbench.sources.lobster import _lobster_pair, lobster_messages
     mf, of, _symbol, _date, _levels = _lobster_pair(message_csv, orderbook_csv, None, None)
-    a = read_csv_columns(mf, dict(zip(LOBSTER_MESSAGE, "siiiii")), header=False)
     nf = len(_first_fields(of))
     b = read_csv_columns(of, {f"c{i}": "i" for i in range(nf)}, header=False)
     book = np.stack([b[f"c{i}"] for i in range(nf)], axis=1)
-    ts = lobster_ns(a["time"], mf.name)
+    a = lobster_messages(mf, of, len(book))                      # checked as read_lobster checks them
     pr = predictor or Predictor.from_run(run, device=device)
-    for i in range(0, len(ts), rows_per_feed):
+    for i in range(0, len(book), rows_per_feed):
         s = slice(i, i + rows_per_feed)
-        yield from pr.feed_lobster(ts[s], a["type"][s], a["size"][s], a["price"][s], a["direction"][s], book[s])
+        yield from pr.feed_lobster(a["ts_ns"][s], a["type"][s], a["size"][s], a["price"][s], a["direction"][s], book[s])
     yield from pr.finish()

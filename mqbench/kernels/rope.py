@@ -12,10 +12,11 @@ from ..core import MqbenchError
 from .dispatch import device_of, empty, gpu_sized, next_pow2, tl, triton, use_triton
 
 # %% ../../nbs/08_kernels_rope.ipynb #c006
-def rope_cache(S: int, D: int, base: float = 10000.0, device=None, dtype=torch.float32):
-    "cos, sin (S, D) for positions 0 .. S-1: angle pos / base^(2i/D) for pair i, repeated in both halves."
+def rope_cache(S: int, D: int, base: float = 10000.0, device=None, dtype=torch.float32, *, start: int = 0):
+    """cos, sin (S, D) for positions start .. start + S - 1: angle pos / base^(2i/D) for pair i, repeated in both
+    halves. Computed in float64, so that a row is the same whatever `start` the table begins at."""
     inv = 1.0 / base ** (torch.arange(0, D, 2, device=device, dtype=torch.float64) / D)      # (D/2,)
-    ang = torch.arange(S, device=device, dtype=torch.float64)[:, None] * inv[None, :]      # (S, D/2)
+    ang = torch.arange(start, start + S, device=device, dtype=torch.float64)[:, None] * inv[None, :]   # (S, D/2)
     ang = torch.cat([ang, ang], dim=-1)                                                     # (S, D)
     return ang.cos().to(dtype), ang.sin().to(dtype)
 

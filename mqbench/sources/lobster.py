@@ -17,7 +17,7 @@ from ..core import MqbenchError, atomic_path
 from .files import InputFile, SourceError, _first_bad, _first_fields, input_file, read_csv_columns
 
 # %% auto #0
-__all__ = ['LOBSTER_EMPTY', 'LOBSTER_MESSAGE', 'LobsterResult', 'lobster_ns', 'read_lobster', 'write_lobster']
+__all__ = ['LOBSTER_EMPTY', 'LOBSTER_MESSAGE', 'LobsterResult', 'lobster_ns', 'lobster_messages', 'read_lobster', 'write_lobster']
 
 # %% ../../nbs/04e_sources_lobster.ipynb #c006
 LOBSTER_EMPTY = 9_999_999_999             # the price of an empty ask level; -LOBSTER_EMPTY for a bid
@@ -93,18 +93,16 @@ def _lobster_book(of: InputFile, n_levels: int | None):
 def _head(ts, symbol):
     return [pa.array(ts, pa.int64()), pa.array(np.ones(len(ts), np.uint16)), pa.array(np.full(len(ts), symbol, object), pa.string())]
 
-def read_lobster(message_csv, orderbook_csv=None, *, symbol: str | None = None, date: str | None = None,
-                 replaces: bool = True) -> LobsterResult:
-    """A LOBSTER message/orderbook pair as `book.replay`'s tables (bbo, trades, depth, events). The orderbook
-    path is inferred from the message path when not given; symbol and date come from the names unless given."""
-    mf, of, symbol, date, n_levels = _lobster_pair(message_csv, orderbook_csv, symbol, date)
+def lobster_messages(mf: InputFile, of: InputFile, book_lines: int) -> dict:
+    """A LOBSTER message file's columns, checked line by line and against its orderbook file's `book_lines` lines:
+    ts_ns, type, size, price, direction; a SourceError naming the first bad line. `read_lobster` and the streaming
+    predictor read messages through it."""
     a = read_csv_columns(mf, dict(zip(LOBSTER_MESSAGE, "siiiii")), header=False)
-    bid_px, bid_sz, ask_px, ask_sz = _lobster_book(of, n_levels)
-    n, L = len(a["type"]), bid_px.shape[1]
-    if len(bid_px) != n:
-        longer = (mf, n) if n > len(bid_px) else (of, len(bid_px))
-        raise SourceError(longer[0].name, f"the message file has {n} line(s) and the orderbook file {len(bid_px)}; "
-                                          f"each message has one orderbook line", row=min(n, len(bid_px)) + 1)
+    n = len(a["type"])
+    if book_lines != n:
+        longer = (mf, n) if n > book_lines else (of, book_lines)
+        raise SourceError(longer[0].name, f"the message file has {n} line(s) and the orderbook file {book_lines}; "
+                                          f"each message has one orderbook line", row=min(n, book_lines) + 1)
     ts, typ, size, price, dirn = lobster_ns(a["time"], mf.name), a["type"], a["size"], a["price"], a["direction"]
     checks = [(~np.isin(typ, np.arange(1, 8)), lambda i: f"type {typ[i]}; expected 1 to 7"),
               (~np.isin(dirn, [1, -1]), lambda i: f"direction {dirn[i]}; expected 1 (buy) or -1 (sell)"),
@@ -115,6 +113,17 @@ def read_lobster(message_csv, orderbook_csv=None, *, symbol: str | None = None, 
     if bad:
         i, say = min(bad, key=lambda b: b[0])
         raise SourceError(mf.name, say(i), row=i + 1)
+    return {"ts_ns": ts, "type": typ, "size": size, "price": price, "direction": dirn}
+
+def read_lobster(message_csv, orderbook_csv=None, *, symbol: str | None = None, date: str | None = None,
+                 replaces: bool = True) -> LobsterResult:
+    """A LOBSTER message/orderbook pair as `book.replay`'s tables (bbo, trades, depth, events). The orderbook
+    path is inferred from the message path when not given; symbol and date come from the names unless given."""
+    mf, of, symbol, date, n_levels = _lobster_pair(message_csv, orderbook_csv, symbol, date)
+    bid_px, bid_sz, ask_px, ask_sz = _lobster_book(of, n_levels)
+    m = lobster_messages(mf, of, len(bid_px))
+    ts, typ, size, price, dirn = (m[k] for k in ("ts_ns", "type", "size", "price", "direction"))
+    n, L = len(typ), bid_px.shape[1]
     pair = np.zeros(n, bool)                                     # a deletion that begins a replace
     if replaces and n > 1:
         pair[:-1] = (typ[:-1] == 3) & (typ[1:] == 1) & (ts[:-1] == ts[1:]) & (dirn[:-1] == dirn[1:])
