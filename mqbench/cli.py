@@ -490,13 +490,14 @@ def _report_parser(sub):
 def _serve(a):
     from mqbench.serve import serve
     serve(a.run, a.host, a.port, max_batch=a.max_batch, max_body_bytes=a.max_body_bytes, max_new_tokens=a.max_new_tokens,
-          device=a.device, log_level=a.log_level, access_log=not a.quiet)
+          device=a.device, stream=not a.no_stream, log_level=a.log_level, access_log=not a.quiet)
 
 @command
 def _serve_parser(sub):
-    s = subparser(sub, "serve", "serve a trained run over HTTP: /health, /ready, /metadata, /predict, /generate",
-                  "Serve a trained run with uvicorn until interrupted: a classifier answers POST /predict (windows in, class "
-                  "probabilities out), a decoder POST /generate (a context in, a sampled continuation out); OpenAPI docs at /docs.")
+    s = subparser(sub, "serve", "serve a trained run over HTTP: /health, /ready, /metadata, /predict, /feed, /generate",
+                  "Serve a trained run with uvicorn until interrupted: a classifier answers POST /predict (windows, or recent "
+                  "decoded messages, in; class probabilities out) and POST /feed (the day's ITCH bytes in, a signal per tick "
+                  "out), a decoder POST /generate (a context in, a sampled continuation out); OpenAPI docs at /docs.")
     s.add_argument("--run", required=True, help="the run folder (mqbench train)")
     s.add_argument("--host", default="127.0.0.1", help="the address to bind; 0.0.0.0 exposes the server beyond this machine")
     s.add_argument("--port", type=int, default=8000, help="the port to bind")
@@ -504,6 +505,7 @@ def _serve_parser(sub):
     s.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default: from the window shape and --max-batch)")
     s.add_argument("--max-new-tokens", type=int, default=1024, help="most tokens a /generate request may ask for")
     s.add_argument("--device", default="cpu", help="where the model runs")
+    s.add_argument("--no-stream", action="store_true", help="no streaming feature engine: /predict takes windows only, no /feed")
     s.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"), help="uvicorn's log level")
     s.add_argument("--quiet", action="store_true", help="no access log")
     s.set_defaults(func=_serve)

@@ -23,12 +23,15 @@ from .core import MqbenchError, file_digest
 from .export import weights_digests, window_contract
 from .model import generate
 from .runs import data_vocab, decode_tokens, load_run_model, run_config, window_symbols
+from . import itch
+from .stream import Predictor, Signal, StreamSpec, messages_bytes
 from .tokenize import BOS, load_tokenizer
 
 # %% auto #0
 __all__ = ['BYTES_PER_VALUE', 'Window', 'DRAIN_BYTES', 'ServeConfig', 'RequestError', 'windows_array', 'run_metadata',
-           'ServedModel', 'PredictRequest', 'PredictResponse', 'GenerateRequest', 'GenerateResponse', 'BodyLimit',
-           'render_validation_errors', 'parse_body', 'make_app', 'serve', 'free_port', 'server_process', 'load_test']
+           'ServedModel', 'PredictRequest', 'PredictResponse', 'SignalOut', 'FeedResponse', 'GenerateRequest',
+           'GenerateResponse', 'BodyLimit', 'render_validation_errors', 'parse_body', 'StreamEngine', 'signal_record',
+           'make_app', 'serve', 'free_port', 'server_process', 'load_test']
 
 # %% ../nbs/18_serve.ipynb #nc83153
 BYTES_PER_VALUE = 24     # a float as JSON text at most: '-0.12345678901234567', a comma, a space
@@ -187,6 +190,18 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     probabilities: list[list[float]] = Field(description="per window: [p_down, p_neutral, p_up]")
     labels: list[int] = Field(description="per window: the most probable label (0 DOWN, 1 NEUTRAL, 2 UP)")
+    ts_ns: list[int] | None = Field(None, description="for messages: the time of the tick that closed the window answered")
+
+class SignalOut(BaseModel):
+    ts_ns: int = Field(description="the tick's time, ns since midnight")
+    symbol: str
+    probabilities: list[float] = Field(description="[p_down, p_neutral, p_up]")
+    label: int = Field(description="the most probable label (0 DOWN, 1 NEUTRAL, 2 UP)")
+    latency_ns: int = Field(description="from the start of the feed to this signal, in the server")
+
+class FeedResponse(BaseModel):
+    signals: list[SignalOut] = Field(description="the signals of the ticks this feed closed, oldest first")
+    fed_bytes: int = Field(description="ITCH bytes fed since the engine started (or was reset)")
 
 class GenerateRequest(BaseModel):
     "The /generate body: a context (token ids or decoded events), the symbol whose SEP and BOS open it, and how to sample."
@@ -325,33 +340,107 @@ def _add_info_routes(app: FastAPI, served: ServedModel, cfg: ServeConfig, limit:
         return JSONResponse({"ready": False, "detail": f"warm-up failed: {served.error}" if served.error else "warming up"}, 503)
 
     limits = {"max_batch": cfg.max_batch, "max_body_bytes": limit, "max_new_tokens": cfg.max_new_tokens}
-    @app.get("/metadata", summary="the model, its input contract, label map, checksums and this server's limits")
-    def metadata(): return {**served.metadata, "limits": limits}
+    @app.get("/metadata", summary="the model, its input contract, label map, checksums, this server's limits and streaming engine")
+    def metadata():
+        engine = app.state.engine is not None
+        return {**served.metadata, "limits": limits, "stream": {"engine": engine, "detail": None if engine else app.state.no_engine}}
+
+# %% ../nbs/18_serve.ipynb #nc0ecd6
+class StreamEngine:
+    """A classifier server's streaming feature engine: one `stream.Predictor` fed the day's ITCH messages in order,
+    by /feed (bytes) and /predict (decoded messages). One feed at a time: a book is a sequence, two feeds cannot
+    interleave. Bytes that break the format break the stream (the book after them cannot be trusted): every later
+    feed is refused until /reset starts a new day."""
+    def __init__(self, served: ServedModel):
+        self.model, self.info, self.lock = served.model, served.info, threading.Lock()
+        self.spec = StreamSpec.from_dataset(served.info["data"])   # an MqbenchError for a dataset the stream cannot rebuild
+        self._start()
+
+    def _start(self):
+        self.predictor, self.fed_bytes, self.broken = Predictor(self.model, self.spec, info=self.info), 0, None
+
+    def reset(self):
+        with self.lock: self._start()
+
+    def _feed(self, feed: Callable, data) -> list[Signal]:
+        with self.lock:
+            if self.broken:
+                raise RequestError(f"the stream broke earlier ({self.broken}); POST /reset starts a new day", 409,
+                                   "POST /reset, then the day's messages from its start")
+            try: return feed(data)
+            except itch.ItchFormatError as e:
+                self.broken = str(e)
+                raise RequestError(f"ITCH bytes: {e}", 422, "ITCH 5.0 messages, each a 2-byte big-endian length and the message") from None
+
+    def feed_bytes(self, data: bytes) -> list[Signal]:
+        signals = self._feed(self.predictor.feed, data)
+        self.fed_bytes += len(data)
+        return signals
+
+    def feed_messages(self, messages: list) -> list[Signal]:
+        try: data = messages_bytes(messages)
+        except MqbenchError as e: raise RequestError(str(e), 422, "ITCH messages as dicts: type and that type's fields, "
+                                                                  "as itch.read names them") from None
+        return self.feed_bytes(data)
+
+    def current(self, symbol: str) -> tuple[np.ndarray, int]:
+        "(1, L, F) `symbol`'s latest window and its tick's time; 409 while the symbol has fewer usable ticks than a window."
+        with self.lock:
+            got = self.predictor.current(symbol)
+            if got is None:
+                S, n = self.predictor.spec.sequence_length, int(self.predictor._run[self.predictor.spec.symbols.index(symbol)])
+                raise RequestError(f"{symbol} has {n} usable tick(s) in a row so far; a window needs {S}", 409,
+                                   f"more of the day's messages first ({S} usable ticks of {symbol})")
+            return got[0][None], got[1]
+
+def signal_record(s: Signal) -> dict:
+    return {"ts_ns": s.ts_ns, "symbol": s.symbol, "probabilities": list(s.probabilities), "label": s.label, "latency_ns": s.latency_ns}
 
 # %% ../nbs/18_serve.ipynb #n1299de
-def _add_predict(app: FastAPI, served: ServedModel, cfg: ServeConfig, windows_from_messages: Callable | None):
+def _add_predict(app: FastAPI, served: ServedModel, cfg: ServeConfig, engine: StreamEngine | None):
     def work(body: bytes) -> dict:
         _needs(served, "classify", "/predict")
         req = parse_body(PredictRequest, body)
         _check_symbol(served, req.symbol)
-        if req.messages is not None:
-            if windows_from_messages is None:
-                raise RequestError("raw messages need a streaming feature engine (book, feature clock, ring buffer); "
-                                   "this server was started without one", 501, "windows (see /metadata's input)")
-            x = np.asarray(windows_from_messages(req.messages, req.symbol), np.float32)   # (N, L, F)
-            if x.ndim != 3 or x.shape[1:] != served.shape:
-                raise MqbenchError(f"windows_from_messages gave windows of shape {x.shape}, not (N, *{served.shape})")
-            if len(x) > cfg.max_batch:
-                raise RequestError(f"the messages make {len(x)} windows; this server takes at most {cfg.max_batch}", 413,
-                                   f"messages that make at most {cfg.max_batch} windows")
-        else: x = windows_array(req.windows, served.shape, served.names, cfg.max_batch)
+        if req.messages is None:
+            p, y = served.predict(windows_array(req.windows, served.shape, served.names, cfg.max_batch))
+            return {"probabilities": p.tolist(), "labels": y.tolist()}
+        _needs_engine(app)
+        if req.symbol is None: raise RequestError("messages come with their symbol", expected=f"symbol: one of {served.symbols}")
+        engine.feed_messages(req.messages)
+        x, ts = engine.current(req.symbol)
         p, y = served.predict(x)
-        return {"probabilities": p.tolist(), "labels": y.tolist()}
+        return {"probabilities": p.tolist(), "labels": y.tolist(), "ts_ns": [ts]}
 
     doc = {"requestBody": {"required": True, "content": {"application/json": {"schema": PredictRequest.model_json_schema()}}}}
     @app.post("/predict", response_model=PredictResponse, openapi_extra=doc, summary="windows to class probabilities and labels")
     async def predict(request: Request):                           # the body parsed by pydantic in the thread pool, not json.loads
         return JSONResponse(await run_in_threadpool(work, await request.body()))
+
+def _needs_engine(app: FastAPI):
+    if app.state.engine is None:
+        raise RequestError("raw messages need the streaming feature engine (book, feature clock, ring buffer); this server "
+                           f"has none: {app.state.no_engine}", 501, "windows (see /metadata's input)")
+
+def _add_feed(app: FastAPI, served: ServedModel, engine: StreamEngine | None):
+    def feed(body: bytes) -> dict:
+        _needs(served, "classify", "/feed")
+        _needs_engine(app)
+        signals = engine.feed_bytes(body)
+        return {"signals": [signal_record(s) for s in signals], "fed_bytes": engine.fed_bytes}
+
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    doc = {"requestBody": {"required": True, "content": {"application/octet-stream": binary}}}
+    @app.post("/feed", response_model=FeedResponse, openapi_extra=doc, summary="ITCH bytes in, the signals of the ticks they close out")
+    async def feed_(request: Request):
+        return JSONResponse(await run_in_threadpool(feed, await request.body()))
+
+    @app.post("/reset", summary="the streaming engine starts a new day")
+    def reset():
+        _needs(served, "classify", "/reset")
+        _needs_engine(app)
+        engine.reset()
+        return {"reset": True}
 
 # %% ../nbs/18_serve.ipynb #n1f28c0
 def _prompt(served: ServedModel, req: GenerateRequest) -> tuple[list, str | None]:
@@ -389,15 +478,18 @@ def _add_generate(app: FastAPI, served: ServedModel, cfg: ServeConfig):
 
 # %% ../nbs/18_serve.ipynb #n4b8758
 def make_app(run, *, max_batch: int = 256, max_body_bytes: int | None = None, max_new_tokens: int = 1024, device: str = "cpu",
-             windows_from_messages: Callable | None = None) -> FastAPI:
+             stream: bool = True) -> FastAPI:
     """The FastAPI app that serves `run` (a classifier run: /predict; a decoder run: /generate) within the limits given
-    (see `ServeConfig`). `windows_from_messages(messages, symbol) -> (N, L, F)` float32: the streaming feature engine
-    that lets /predict take raw recent messages (a RequestError of its own for messages it cannot use); it is called from
-    the server's thread pool, so several calls may run at once."""
+    (see `ServeConfig`). `stream`: a classifier of a book dataset also gets the streaming feature engine (/feed, /reset,
+    and /predict of raw messages)."""
     from mqbench import __version__
     cfg = ServeConfig(max_batch=max_batch, max_body_bytes=max_body_bytes, max_new_tokens=max_new_tokens, device=device)
     served = ServedModel(run, cfg.device)
     limit = cfg.body_limit(served.shape)
+    engine, why = None, "it was started without one (stream=False)"
+    if stream and served.task == "classify":
+        try: engine = StreamEngine(served)
+        except MqbenchError as e: why = str(e)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -407,7 +499,7 @@ def make_app(run, *, max_batch: int = 256, max_body_bytes: int | None = None, ma
     m = served.metadata["model"]
     app = FastAPI(title=f"mqbench serve: {m['name']} ({m['task']})", version=__version__, lifespan=lifespan,
                   description=f"The model of run {served.run}. /metadata gives its input contract.")
-    app.state.served, app.state.config = served, cfg
+    app.state.served, app.state.config, app.state.engine, app.state.no_engine = served, cfg, engine, why
     app.add_middleware(BodyLimit, limit=limit)
     if served.task == "classify":
         L, F = served.shape
@@ -418,15 +510,16 @@ def make_app(run, *, max_batch: int = 256, max_body_bytes: int | None = None, ma
                                  f"max_new_tokens (1 to {cfg.max_new_tokens}), temperature (> 0), top_k (>= 1 or null), seed (>= 0)"}
     _add_error_handlers(app, expected)
     _add_info_routes(app, served, cfg, limit)
-    _add_predict(app, served, cfg, windows_from_messages)
+    _add_predict(app, served, cfg, engine)
+    _add_feed(app, served, engine)
     _add_generate(app, served, cfg)
     return app
 
 def serve(run, host: str = "127.0.0.1", port: int = 8000, *, max_batch: int = 256, max_body_bytes: int | None = None,
-          max_new_tokens: int = 1024, device: str = "cpu", log_level: str = "info", access_log: bool = True):
+          max_new_tokens: int = 1024, device: str = "cpu", stream: bool = True, log_level: str = "info", access_log: bool = True):
     "Serve `run` with uvicorn on host:port (loopback by default) until interrupted; the limits are make_app's."
     import uvicorn
-    app = make_app(run, max_batch=max_batch, max_body_bytes=max_body_bytes, max_new_tokens=max_new_tokens, device=device)
+    app = make_app(run, max_batch=max_batch, max_body_bytes=max_body_bytes, max_new_tokens=max_new_tokens, device=device, stream=stream)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=access_log)
 
 # %% ../nbs/18_serve.ipynb #n84afdf

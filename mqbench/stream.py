@@ -21,7 +21,7 @@ from .features import GROUPS, LABEL_NAMES, PRICE_SCALE, FeatureConfig, NumpyOps,
 
 # %% auto #0
 __all__ = ['ItchFramer', 'StreamSpec', 'TapeOps', 'BookFeed', 'GridClock', 'StreamFeatures', 'Signal', 'Predictor', 'stream_file',
-           'LobsterFeed', 'stream_lobster']
+           'messages_bytes', 'LobsterFeed', 'stream_lobster']
 
 # %% ../nbs/16_stream.ipynb #n8783db
 class ItchFramer:
@@ -397,6 +397,7 @@ class Predictor:
         self.grid, self.features = GridClock(N, spec.levels, spec.every_ns), StreamFeatures(spec)
         self._ring = np.zeros((N, 2 * S, F), np.float32)      # each row twice, so the last S are one slice
         self._run, self._last_gap, self.t = np.zeros(N, np.int64), np.full(N, -(1 << 40)), -1
+        self.tick_ns = None                                    # the time of the last tick closed
         self.record, self.rows, self.ticks, self.ready = record, [], [], []
         self.lobster = None                                    # a LobsterFeed once LOBSTER rows come in
         weight = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
@@ -443,7 +444,7 @@ def _ticks(self: Predictor, ticks: list, t0: int, book_ns: int, flush: bool = Fa
 def _signals(self: Predictor, done: list, t0: int, stages: dict) -> list:
     spec, S, out = self.spec, self.spec.sequence_length, []
     for tick, X, mid in done:
-        self.t += 1
+        self.t, self.tick_ns = self.t + 1, int(tick)
         z = (X - spec.mean) / spec.std
         if spec.clip is not None: z = np.clip(z, -spec.clip, spec.clip)
         z = z.astype(np.float32)                                  # (N, F), as the dataset stores its rows
@@ -490,6 +491,63 @@ def stream_file(path, run, *, symbol=None, device="cpu", chunk_bytes: int = 1 <<
     finally:
         if owned: f.close()
     yield from pr.finish()
+
+# %% ../nbs/16_stream.ipynb #n1ccc7c
+def _field_values(name: str, t: str, f: itch.Field, idx: list, messages: list) -> list:
+    "The column of field `f` for the messages `idx` of type `t`, every value checked against what the wire can hold."
+    out = []
+    for i in idx:
+        m = messages[i]
+        if f.name not in m:
+            if f.name == "tracking_number": out.append(0); continue
+            raise MqbenchError(f"{name}[{i}] (type {t}, {itch.TYPE_NAMES[t]}): no field {f.name!r}; "
+                               f"it has {[g.name for g in itch.SPECS[t].fields]}")
+        v = m[f.name]
+        if f.kind == "a":
+            ok = isinstance(v, str) and len(v) <= f.size and v.isascii()
+            want = f"ASCII text of at most {f.size} characters"
+        else:
+            bits = 48 if f.kind == "ts" else 8 * f.size - (f.kind != "u")
+            ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << bits
+            want = f"an integer from 0 to 2^{bits} - 1" + (" (a price in 1e-4 dollars)" if f.kind == "p4" else
+                                                            " (a price in 1e-8 dollars)" if f.kind == "p8" else "")
+        if not ok: raise MqbenchError(f"{name}[{i}] (type {t}): {f.name} = {v!r}; expected {want}")
+        out.append(v)
+    return out
+
+def messages_bytes(messages, name: str = "messages") -> bytes:
+    """ITCH 5.0 bytes of decoded messages, oldest first: each a dict with `type` and that type's fields as `itch.read`
+    names them (`timestamp` in ns since midnight, prices as integers in 1e-4 dollars, `stock` as text); `tracking_number`
+    may be left out (0). The inverse of `itch.read`; an `MqbenchError` naming the first message and field that does not fit."""
+    if not isinstance(messages, (list, tuple)): raise MqbenchError(f"{name}: a {type(messages).__name__}, not a list of messages")
+    by_type = {}
+    for i, m in enumerate(messages):
+        t = m.get("type") if isinstance(m, dict) else None
+        if t not in itch.SPECS:
+            raise MqbenchError(f"{name}[{i}]: " + (f"type {t!r} is not an ITCH 5.0 message type (one of {''.join(itch.SPECS)})"
+                                                   if isinstance(m, dict) else f"a {type(m).__name__}, not a message (a dict with 'type')"))
+        known = {"type", *(f.name for f in itch.SPECS[t].fields)}
+        if extra := sorted(set(m) - known):
+            raise MqbenchError(f"{name}[{i}] (type {t}): unknown field(s) {extra}; a {itch.TYPE_NAMES[t]} message has {sorted(known)}")
+        by_type.setdefault(t, []).append(i)
+    tables = {}
+    for t, idx in by_type.items():
+        tab = np.zeros(len(idx), itch.DTYPES[t])
+        tab["seq"] = idx
+        for f in itch.SPECS[t].fields: tab[f.name] = _field_values(name, t, f, idx, messages)
+        tables[t] = tab
+    return itch.encode(tables).tobytes()
+
+@patch
+def feed_messages(self: Predictor, messages) -> list:
+    "Decoded ITCH messages (dicts, see `messages_bytes`) as they arrive: the signals of the ticks they close."
+    return self.feed(messages_bytes(messages))
+
+@patch
+def current(self: Predictor, symbol) -> tuple | None:
+    "(window (sequence_length, F), its tick's ts_ns): `symbol`'s latest window, or None while it has fewer usable ticks."
+    i = self.spec.symbols.index(symbol)
+    return (self.window(symbol), self.tick_ns) if self._run[i] >= self.spec.sequence_length else None
 
 # %% ../nbs/16_stream.ipynb #n31a778
 class LobsterFeed:

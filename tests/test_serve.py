@@ -74,6 +74,21 @@ def test_endpoints(clf_server, clf_run, windows):
     assert status == 400 and "answers /predict" in ans["detail"]
 
 
+def test_feed_the_day(clf_server, clf_run, inputs):
+    "The day's first 120 KB through /feed in 16 KiB chunks: the signals a Predictor of the same run gives the same bytes."
+    from pathlib import Path
+    from mqbench.stream import Predictor
+    day = Path(inputs["day"]).read_bytes()[:120_000]
+    want = [(s.symbol, s.ts_ns, list(s.probabilities)) for s in Predictor.from_run(clf_run).feed(day)]
+    assert call(clf_server, "POST", "/reset") == (200, {"reset": True})
+    got, octets = [], {"content-type": "application/octet-stream"}
+    for i in range(0, len(day), 1 << 14):
+        status, ans = call(clf_server, "POST", "/feed", day[i:i + (1 << 14)], octets)
+        assert status == 200, ans
+        got += [(g["symbol"], g["ts_ns"], g["probabilities"]) for g in ans["signals"]]
+    assert ans["fed_bytes"] == len(day) and len(got) > 100 and got == want
+
+
 def test_bad_requests_then_still_serving(clf_server, windows):
     w = windows[:1].tolist()
     big = json.dumps({"windows": windows.tolist() * 4}).encode()                # 16 windows: over the body limit and the batch
