@@ -92,6 +92,8 @@ PLOTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el
   traces: (el.data || []).map(t => ({name: t.name, n: t.x ? t.x.length : 0, x0: t.x && t.x.length ? String(t.x[0]) : null,
                                      x: t.x ? Array.from(t.x).map(String) : []})),
   cursor: el.layout && el.layout.shapes && el.layout.shapes.length ? String(el.layout.shapes[0].x0) : null}))"""
+PLAYED = """n => Array.from(document.querySelectorAll('.widget-html')).some(e => {
+  const m = e.textContent.match(/change ([0-9,]+) of/); return m && parseInt(m[1].replace(/,/g, '')) > n + 2; })"""
 MOVED = """cursor => !Array.from(document.querySelectorAll('.widget-html')).some(e => e.textContent.includes('change 1 of'))
   && String(document.querySelectorAll('.js-plotly-plot')[0].layout.shapes[0].x0) !== cursor"""
 
@@ -143,14 +145,18 @@ def test_book_replay_in_jupyterlab(lab):
             assert after[0]["traces"][2]["x0"] != main["traces"][2]["x0"], "the 1-minute view followed the cursor"
             assert after[0]["traces"][2]["x0"] <= after[0]["cursor"].replace(" ", "T") <= after[0]["traces"][2]["x"][-1]
             assert after[1]["traces"][0]["x"] != ladder["traces"][0]["x"] or after[1]["traces"][1]["x"] != ladder["traces"][1]["x"]
-            loaded = page.evaluate("() => [window.jupyterapp.isPluginActivated('@jupyter-widgets/jupyterlab-manager:plugin'), "
-                                   "Array.from(window.jupyterapp.listPlugins()).filter(p => p.startsWith('anywidget'))]")
+            # play: the Play control runs in the browser, linked to the scrubber; the kernel follows and redraws
+            page.locator(".widget-play button").first.click()
+            page.wait_for_function(PLAYED, arg=n, timeout=30_000)
+            page.locator(".widget-play button").nth(1).click()      # stop
+            times["played"] = time.monotonic() - t0
+            manager = page.evaluate("() => window.jupyterapp.isPluginActivated('@jupyter-widgets/jupyterlab-manager:plugin')")
             out = page.locator(".jp-OutputArea-output", has=page.locator(".js-plotly-plot")).first
             shot = lab.root / "book_replay.png"
             out.screenshot(path=str(shot))
         finally:
             browser.close()
-    assert loaded[0], "the widget manager is not activated"
+    assert manager, "the widget manager is not activated"
     names = {"/".join(e.split("/")[:2]) if e.startswith("@") else e.split("/")[0] for e in extensions}
     assert names >= set(WIDGET_EXTENSIONS), f"widget extensions not loaded from the server: {sorted(names)}"
     assert not outside, f"requests left the machine: {outside[:5]}"
