@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO_ARGS ?=
 
-.PHONY: demo test install dev check-export lint nbtest pytest clean
+.PHONY: demo test install dev check-export lint nbtest pytest clean lab
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -28,6 +28,14 @@ dev: $(VENV)/.dev
 # The main job: a synthetic ITCH day, its books rebuilt, a summary printed.
 demo: install
 	$(VENV)/bin/mqbench demo $(DEMO_ARGS)
+
+# JupyterLab with the widgets working (nbs/21_explore.ipynb opens first): the widget manager and anywidget are prebuilt
+# extensions installed in the venv with their Python packages, so nothing is built or fetched. Loopback only; as root it
+# needs --allow-root. `make lab LAB_ARGS=--port=8899` passes more options.
+LAB_ARGS ?=
+lab: dev
+	$(VENV)/bin/jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+	  --LabApp.default_url=/lab/tree/nbs/21_explore.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # The library must be what the notebooks export, and the notebooks must be clean.
 check-export: dev
