@@ -99,3 +99,17 @@ def test_model_trains_on_many_days(days, tmp_path):
                               optim=OptimConfig(use_muon=False, warmup_steps=1)))
     metrics = [json.loads(line) for line in (Path(s["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
     assert any("val_loss" in m and np.isfinite(m["val_loss"]) for m in metrics)
+
+
+def test_tokens_of_many_days(days, tmp_path):
+    "Event tokens of a many-day dataset: fitted on the train days, each day's windows on their own, read memory-mapped."
+    import pandas as pd
+    from mqbench.tokenize import PAD, EventTokenizer, load_tokens, write_token_dataset
+    st = write_token_dataset(days["one"], tmp_path / "tok", block_size=64)
+    tk = EventTokenizer.load(tmp_path / "tok")
+    for k, ds in (("train", DATES[:2]), ("test", DATES[3:])):
+        ix = pd.read_parquet(tmp_path / "tok" / f"{k}_windows.parquet")
+        events = sum(len(pd.read_parquet(days["one"] / "days" / d / "events.parquet")) for d in ds)
+        w = load_tokens(tmp_path / "tok", k)
+        assert isinstance(w, np.memmap) and sorted(set(ix["day"])) == ds and st["splits"][k]["rows"] == events
+        assert ((w >= tk.offset) & (w != PAD)).sum() == events               # every event of the split's days, once
