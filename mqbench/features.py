@@ -24,7 +24,7 @@ __all__ = ['PRICE_SCALE', 'BPS', 'GROUPS', 'LABEL_NAMES', 'LABEL_POLICIES', 'LAB
            'g_time', 'usable_groups', 'fused_book_features', 'compute_features', 'feature_table', 'check_smooth',
            'label_sides', 'label_move', 'classify', 'make_labels', 'balanced_alpha', 'usable_ticks', 'window_ends',
            'split_ends', 'event_stream', 'trade_stream', 'split_stream', 'DatasetConfig', 'label_band', 'build_dataset',
-           'WindowSplit', 'load_dataset', 'dataset_labels']
+           'DayRows', 'WindowSplit', 'load_dataset', 'dataset_labels']
 
 # %% ../nbs/05_features.ipynb #c006
 @dataclass
@@ -993,6 +993,45 @@ def build_dataset(grid: Grid, out_dir, cfg: DatasetConfig = DatasetConfig(), *, 
                        counts={k: v for k, v in counts.items()})
     return stats
 
+# %% ../nbs/05_features.ipynb #n5caec5
+class DayRows:
+    "The normalized rows of a split's days, read from each day's memory-mapped `rows.npy` as they are indexed."
+    def __init__(self, paths, mean, std, clip: float | None, mmap: bool = True):
+        self.parts = [np.load(p, mmap_mode="r" if mmap else None) for p in paths]     # each (R_d, F) float32, raw
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])                  # (D + 1,) first row of each day
+        self.mean, self.std, self.clip = np.asarray(mean, np.float64), np.asarray(std, np.float64), clip
+        self.shape, self.dtype, self.ndim = (int(self.offsets[-1]), len(self.mean)), np.dtype(np.float32), 2
+
+    def __len__(self): return self.shape[0]
+
+    def _norm(self, raw: np.ndarray, cols: slice) -> np.ndarray:
+        z = (raw.astype(np.float64) - self.mean[cols]) / self.std[cols]
+        return (z if self.clip is None else np.clip(z, -self.clip, self.clip)).astype(np.float32)
+
+    def __getitem__(self, key) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        if not isinstance(cols, slice): raise MqbenchError("DayRows takes a column range (rows[:, a:b]), not a column list")
+        if isinstance(rows, slice):
+            a, b, step = rows.indices(len(self))
+            if step != 1: raise MqbenchError("DayRows takes row ranges of step 1")
+            out = [self._norm(p[max(a - o, 0):max(min(b - o, len(p)), 0), cols], cols) for p, o in zip(self.parts, self.offsets)]
+            return np.concatenate(out) if out else np.empty((0, self.shape[1]), np.float32)[:, cols]
+        idx = np.asarray(rows, np.int64)
+        flat = np.where(idx < 0, idx + len(self), idx).ravel()
+        if len(flat) and (flat.min() < 0 or flat.max() >= len(self)): raise IndexError(f"row index out of range for {len(self)} rows")
+        day = np.searchsorted(self.offsets, flat, side="right") - 1
+        out = np.empty((len(flat), len(range(*cols.indices(self.shape[1])))), np.float32)
+        for d in np.unique(day):
+            sel = day == d
+            out[sel] = self._norm(self.parts[d][flat[sel] - self.offsets[d], cols], cols)
+        return out.reshape(*idx.shape, out.shape[1])
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self): return f"DayRows({len(self.parts)} days, {self.shape[0]:,} rows x {self.shape[1]} features)"
+
 # %% ../nbs/05_features.ipynb #c044
 class WindowSplit:
     "One split of a dataset on disk: windows as `(sequence_length, F)` views of the stored rows."
@@ -1003,7 +1042,12 @@ class WindowSplit:
         if split not in SPLITS: raise MqbenchError(f"split must be one of {SPLITS}, not {split!r}")
         self.split, self.sequence_length = split, int(m["params"]["dataset"]["sequence_length"])
         self.names = json.loads((out_dir / "features.json").read_text())["names"]
-        self.rows = np.load(out_dir / f"{split}_rows.npy", mmap_mode="r" if mmap else None)
+        if m.get("layout") == "days":            # many days: each day's rows, normalized as they are read
+            norm = json.loads((out_dir / "normalization.json").read_text())
+            self.rows = DayRows([out_dir / "days" / d / "rows.npy" for d in m["params"]["days"][split]],
+                                norm["mean"], norm["std"], norm["clip"], mmap)
+        else:
+            self.rows = np.load(out_dir / f"{split}_rows.npy", mmap_mode="r" if mmap else None)
         self.windows = pd.read_parquet(out_dir / f"{split}_windows.parquet")
         self.labels = self.windows["label"].to_numpy(np.int64)
 
@@ -1019,11 +1063,11 @@ class WindowSplit:
         idx = np.arange(len(self)) if idx is None else np.asarray(idx)
         ends = self.windows["row_end"].to_numpy()[idx]
         take = ends[:, None] + np.arange(-self.sequence_length + 1, 1)[None, :]
-        return np.asarray(self.rows)[take], self.labels[idx]
+        return np.asarray(self.rows[take]), self.labels[idx]
 
     def last_rows(self) -> np.ndarray:
         "(W, F): each window's last row, the features at the labelled tick (for tabular baselines)."
-        return np.asarray(self.rows)[self.windows["row_end"].to_numpy()]
+        return np.asarray(self.rows[self.windows["row_end"].to_numpy()])
 
     def __repr__(self):
         c = np.bincount(self.labels, minlength=3)

@@ -14,6 +14,12 @@ import numpy as np
 
 from .core import MqbenchError, atomic_path
 
+try:                          # isal's igzip reads gzip 2 to 2.6 times as fast as zlib on our files (see "Reading .gz faster")
+    from isal import igzip as gzip_reader
+    from isal.isal_zlib import error as _isal_error
+except ImportError:           # pragma: no cover - the standard library's gzip, the same bytes, slower
+    gzip_reader, _isal_error = gzip, zlib.error
+
 # %% auto #0
 __all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'OK', 'NEED_MORE', 'ZERO_LENGTH', 'UNKNOWN_TYPE',
            'BAD_LENGTH', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48', 'be_u64', 'frame',
@@ -209,7 +215,7 @@ def _open(source):
     path = Path(source)
     if not path.exists(): raise MqbenchError(f"{path}: no such file")
     with open(path, "rb") as f: magic = f.read(2)
-    if magic == b"\x1f\x8b": return gzip.open(path, "rb"), str(path), True
+    if magic == b"\x1f\x8b": return gzip_reader.open(path, "rb"), str(path), True
     return open(path, "rb", buffering=0), str(path), True
 
 _MESSAGES = {OK: "", ZERO_LENGTH: "a zero-length frame; expected a 2-byte length of 12 to 50",
@@ -241,7 +247,7 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
         carry, base, seq, final = b"", 0, 0, False
         while not final:
             try: block = f.read(chunk_bytes)
-            except (OSError, EOFError, zlib.error) as e:
+            except (OSError, EOFError, zlib.error, _isal_error) as e:
                 raise ItchFormatError(name, base + len(carry), f"the compressed stream is damaged ({e})") from None
             final = not block
             data = carry + block if carry else block

@@ -5,6 +5,7 @@
 # %% ../nbs/03_synth.ipynb #c003
 from __future__ import annotations
 import dataclasses, itertools, math, time
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,9 @@ from . import itch
 from .core import MqbenchError
 
 # %% auto #0
-__all__ = ['PROFILES', 'OPEN_S', 'MPIDS', 'SynthConfig', 'Profile', 'symbol_names', 'profiles', 'State', 'init_state',
-           'grow_orders', 'grow_heap', 'heap_push', 'heap_pop', 'link', 'unlink', 'seed', 'run', 'simulate',
-           'to_tables', 'morning', 'evening', 'write_day', 'generate']
+__all__ = ['PROFILES', 'OPEN_S', 'MPIDS', 'SynthConfig', 'day_file_name', 'Profile', 'symbol_names', 'profiles', 'State',
+           'init_state', 'grow_orders', 'grow_heap', 'heap_push', 'heap_pop', 'link', 'unlink', 'seed', 'run',
+           'simulate', 'to_tables', 'morning', 'evening', 'write_day', 'generate']
 
 # %% ../nbs/03_synth.ipynb #c005
 @dataclass
@@ -27,6 +28,7 @@ class SynthConfig:
     symbols: int = 8                 # symbols in the day; they cycle through PROFILES
     hours: float = 1.0               # continuous trading from 09:30 for this long (at most 10)
     seed: int = 0                    # the same seed and config give the same bytes
+    date: str | None = None          # the trading day, YYYY-MM-DD: each date draws its own market from the seed; None: the undated day
     activity: float = 1.0            # scales every symbol's event rate, and so the messages per hour
     preopen_minutes: float = 5.0     # order flow without trading before 09:30, so that the open has a book
     # volatility: log activity = market + slow + fast OU factors; latent variance accrues in that clock
@@ -70,6 +72,20 @@ class SynthConfig:
             if not 0 <= getattr(self, k) <= 1: bad(f"{k} must be a probability, not {getattr(self, k)}")
         if self.market_frac + self.refresh_frac > 1: bad("market_frac + refresh_frac must not exceed 1")
         if self.p_replace + self.p_partial > 1: bad("p_replace + p_partial must not exceed 1")
+        if self.date is not None:
+            try: ok = len(self.date) == 10 and dt.date.fromisoformat(self.date).isoformat() == self.date
+            except (TypeError, ValueError): ok = False
+            if not ok: bad(f"date must be YYYY-MM-DD, not {self.date!r}")
+
+    @property
+    def entropy(self) -> tuple:
+        "What seeds the day's random streams: the seed, and the date's day number when the day has one."
+        return (self.seed,) if self.date is None else (self.seed, dt.date.fromisoformat(self.date).toordinal())
+
+def day_file_name(date: str, gz: bool = False) -> str:
+    "NASDAQ's name for the ITCH 5.0 file of `date` (YYYY-MM-DD): MMDDYYYY.NASDAQ_ITCH50, with .gz when compressed."
+    d = dt.date.fromisoformat(date)
+    return f"{d:%m%d%Y}.NASDAQ_ITCH50" + (".gz" if gz else "")
 
 # %% ../nbs/03_synth.ipynb #c008
 class Profile(NamedTuple):
@@ -173,7 +189,7 @@ def _schedule_of(cfg: SynthConfig) -> np.ndarray:
 def init_state(cfg: SynthConfig, profs: list[Profile]) -> tuple[State, np.ndarray]:
     "The simulator's state at the start of the pre-open, and each symbol's tick in 1e-4 dollars."
     N = len(profs)
-    rng = np.random.default_rng([cfg.seed, 1])
+    rng = np.random.default_rng([*cfg.entropy, 1])
     tick = np.array([round(p.tick * 1e4) for p in profs], np.int64)
     p0t = np.array([round(p.price * 1e4) / t for p, t in zip(profs, tick)])     # opening price in ticks
     # the ladder spans 12 daily standard deviations of the day's length either side (at most 30%)
@@ -573,8 +589,8 @@ def run(S, o):
 def simulate(cfg: SynthConfig, chunk: int | None = None):
     """Run the simulator in the calling thread: yield (event buffer, events written) a chunk at a time, then
     the final State. Chunks alternate between two buffers, so one can be read while the next is filled."""
-    S, _ = init_state(cfg, profiles(cfg, np.random.default_rng([cfg.seed, 0])))
-    seed(cfg.seed)
+    S, _ = init_state(cfg, profiles(cfg, np.random.default_rng([*cfg.entropy, 0])))
+    seed(cfg.seed if cfg.date is None else int(np.random.SeedSequence(cfg.entropy).generate_state(1)[0]))
     bufs = [np.zeros((9, chunk or cfg.chunk_events), np.int64) for _ in range(2)]
     for i in itertools.count():
         o = bufs[i % 2]
@@ -680,7 +696,7 @@ def evening(S: State) -> dict[str, np.ndarray]:
 # %% ../nbs/03_synth.ipynb #c037
 def _day(cfg: SynthConfig, sim: ThreadPoolExecutor):
     "Every message of the day as typed tables, a chunk at a time, in time order; the simulation runs on `sim`."
-    rng = np.random.default_rng([cfg.seed, 0])
+    rng = np.random.default_rng([*cfg.entropy, 0])
     profs = profiles(cfg, rng)
     names, tick_ = np.array([p.name for p in profs]), np.array([round(p.tick * 1e4) for p in profs])
     yield morning(profs, rng)
@@ -706,7 +722,7 @@ def write_day(path, cfg: SynthConfig) -> dict:
     secs = time.perf_counter() - t0
     total = int(counts.sum())
     return {"path": str(path), "messages": total, "by_type": {chr(c): int(counts[c]) for c in np.flatnonzero(counts)},
-            "symbols": symbol_names(cfg.symbols), "hours": cfg.hours, "seed": cfg.seed, "seconds": round(secs, 3),
+            "symbols": symbol_names(cfg.symbols), "hours": cfg.hours, "seed": cfg.seed, "date": cfg.date, "seconds": round(secs, 3),
             "messages_per_s": round(total / secs), "bytes": path.stat().st_size}
 
 def generate(path, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, **settings) -> dict:

@@ -466,31 +466,56 @@ TOKEN_LAYOUT = ("ids: 0 PAD, 1 BOS, 2 EOS, 3 SEP of an unknown symbol, 4.. SEP o
                 "codes; each split's stream is, per symbol in name order, SEP BOS tokens... EOS; a window is the SEP and "
                 "block_size - 1 tokens of one symbol's BOS..EOS, PAD after EOS")
 
+def _stream_files(dataset_dir: Path, src: dict, kind: str) -> dict:
+    "{split: [parquet file of the split's `kind` stream]}: one a split, or one a day of a dataset split by day (in date order)."
+    if src.get("layout") == "days":
+        return {k: [dataset_dir / "days" / d / f"{kind}.parquet" for d in src["params"]["days"][k]] for k in SPLITS}
+    return {k: [dataset_dir / f"{k}_{kind}.parquet"] for k in SPLITS}
+
+def _split_tokens(tok, s: pd.DataFrame, block_size: int, stride: int | None):
+    "(flat, windows, index) of one stream (a split, or a day of it): per symbol in time order, windows within it."
+    s = s.sort_values(["symbol", "ts_ns"], kind="stable")
+    flat, win, index = token_windows(tok.encode_streams(s) if len(s) else {}, block_size, stride)
+    ts = {sym: g.to_numpy() for sym, g in s.groupby(s["symbol"].astype(str), sort=True)["ts_ns"]}
+    index["ts_ns"] = np.array([ts[y][min(max(b - 1, 0), len(ts[y]) - 1)]
+                               for y, b in zip(index["symbol"], index["body_start"])], np.int64)
+    return flat, win, index
+
+def _day_tokens(tok, streams: list, days, block_size: int, stride: int | None):
+    "A split of many days: each day's windows on their own (a window never crosses a day), then joined in date order."
+    parts, at = [], 0
+    for d, s in zip(days, streams):
+        flat, win, index = _split_tokens(tok, s, block_size, stride)
+        index.insert(0, "day", d); index["start"] += at; at += len(flat)
+        parts.append((flat, win, index))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            pd.concat([p[2] for p in parts], ignore_index=True))
+
+# %% ../nbs/07_tokenize.ipynb #n23e49f
 def write_token_dataset(dataset_dir, out_dir, *, kind: str = "events", block_size: int = 512, stride: int | None = None,
                         tokenizer_config: TokenizerConfig | None = None, overwrite: bool = False) -> dict:
     """Token windows of a prepared dataset's event (or trade) streams: the tokenizer fitted on train only, each
-    split encoded per symbol in time order, written with the tokenizer, statistics and a manifest. Returns stats."""
+    split encoded per symbol in time order (per day, for a dataset split by day), written with the tokenizer,
+    statistics and a manifest. Returns stats."""
     t0 = time.perf_counter()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     src = read_manifest(dataset_dir, stage="features")
     cfg = tokenizer_config if tokenizer_config is not None else TokenizerConfig(kind=kind)
     if cfg.kind != kind: raise MqbenchError(f"tokenizer_config is for {cfg.kind!r} streams, but kind={kind!r}")
-    files = {k: dataset_dir / f"{k}_{kind}.parquet" for k in SPLITS}
-    if missing := [f.name for f in files.values() if not f.exists()]:
+    files = _stream_files(dataset_dir, src, kind)
+    if missing := [str(f.relative_to(dataset_dir)) for k in SPLITS for f in files[k] if not f.exists()]:
         raise MqbenchError(f"{dataset_dir}: no {', '.join(missing)}; this dataset has no {kind} stream "
                            f"(its source is {src['params'].get('source', {}).get('kind', 'unknown')})")
-    streams = {k: pd.read_parquet(f) for k, f in files.items()}
-    if not len(streams["train"]): raise MqbenchError(f"{files['train']}: the train {kind} stream is empty")
-    tok = EventTokenizer(cfg).fit(streams["train"])
+    streams = {k: [pd.read_parquet(f) for f in fs] for k, fs in files.items()}
+    train = streams["train"][0] if len(streams["train"]) == 1 else pd.concat(streams["train"], ignore_index=True)
+    if not len(train): raise MqbenchError(f"{files['train'][0]}: the train {kind} stream is empty")
+    tok = EventTokenizer(cfg).fit(train)
     out, stats = {}, {"kind": kind, "block_size": block_size, "vocab_size": tok.vocab_size, "tokenizer": repr(tok), "splits": {}}
     for k in SPLITS:
-        s = streams[k].sort_values(["symbol", "ts_ns"], kind="stable")
-        flat, win, index = token_windows(tok.encode_streams(s) if len(s) else {}, block_size, stride)
-        ts = {sym: g.to_numpy() for sym, g in s.groupby(s["symbol"].astype(str), sort=True)["ts_ns"]}
-        index["ts_ns"] = np.array([ts[y][min(max(b - 1, 0), len(ts[y]) - 1)]
-                                   for y, b in zip(index["symbol"], index["body_start"])], np.int64)
+        if src.get("layout") == "days": flat, win, index = _day_tokens(tok, streams[k], src["params"]["days"][k], block_size, stride)
+        else: flat, win, index = _split_tokens(tok, streams[k][0], block_size, stride)
         out[k] = flat, win, index
-        stats["splits"][k] = {"rows": len(s), "symbols": int(index["symbol"].nunique()), "tokens": int(len(flat)),
+        stats["splits"][k] = {"rows": sum(map(len, streams[k])), "symbols": int(index["symbol"].nunique()), "tokens": int(len(flat)),
                               "windows": int(len(win)), "pad_fraction": round(float((win == PAD).mean()), 4) if len(win) else 0.0,
                               "vocab": tok.report(flat)}
     train_t = window_targets(out["train"][1])
@@ -504,7 +529,7 @@ def write_token_dataset(dataset_dir, out_dir, *, kind: str = "events", block_siz
             index.to_parquet(tmp / f"{k}_windows.parquet", index=False)
         tok.save(tmp)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-        write_manifest(tmp, stage="tokens", inputs=[dataset_dir / "manifest.json", *files.values()],
+        write_manifest(tmp, stage="tokens", inputs=[dataset_dir / "manifest.json", *(f for k in SPLITS for f in files[k])],
                        params={"kind": kind, "block_size": block_size, "stride": stride or block_size - 1,
                                "tokenizer": {"class": "EventTokenizer", "config": cfg.to_json()},
                                "dataset": {"path": str(dataset_dir), "created_utc": src.get("created_utc")}},
