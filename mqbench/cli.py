@@ -8,13 +8,13 @@ import argparse, ast, dataclasses, functools, importlib.util, io, json, sys, tok
 from pathlib import Path
 
 from . import __version__
-from .core import MqbenchError, atomic_path, cast_value
+from .core import SPLITS, MqbenchError, atomic_path, cast_value
 
 # %% auto #0
 __all__ = ['COMMANDS', 'SOURCE_DEFAULTS', 'TRAIN_FLAGS', 'SIGNAL_COLUMNS', 'command', 'HelpFormatter', 'subparser',
            'build_parser', 'main', 'ConfigField', 'config_fields', 'add_config_options', 'config_values', 'Deprecated',
-           'out_option', 'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'ModelsHelpFormatter',
-           'model_overrides', 'train_config']
+           'out_option', 'symbols_option', 'day_options', 'dataset_options', 'dataset_config', 'days_options',
+           'ModelsHelpFormatter', 'model_overrides', 'train_config']
 
 # %% ../nbs/20_cli.ipynb #n319659
 COMMANDS = []          # functions that add a subcommand to the tree, in the order `mqbench --help` lists them
@@ -272,11 +272,18 @@ def dataset_config(a, prefix: str):
 # %% ../nbs/20_cli.ipynb #n169256
 def _print_dataset(stats: dict, out: Path):
     c = stats["counts"]
-    print(f"dataset in {out}: {c['features']} features, {c['symbols']} symbol(s), windows "
+    days = ""
+    if "days" in c:
+        per = ", ".join(f"{k} {c[f'{k}_days']}" for k in ("train", "eval", "test"))
+        days = f"{c['days']} days ({per}), "
+    print(f"dataset in {out}: {days}{c['features']} features, {c['symbols']} symbol(s), windows "
           + ", ".join(f"{k} {c[f'{k}_windows']:,}" for k in ("train", "eval", "test")))
     for k, bal in stats["class_balance"].items():
         print(f"  {k:5} " + "  ".join(f"{name} {v['count']:,} ({v['fraction']:.1%})" for name, v in bal.items()))
-    print(f"  features {stats['feature_seconds']:.1f} s, all {stats['seconds']:.1f} s; statistics in {out / 'stats.json'}")
+    if "computed" in stats:
+        print(f"  days computed {len(stats['computed'])}, reused {len(stats['reused'])}; all {stats['seconds']:.1f} s; "
+              f"statistics in {out / 'stats.json'}")
+    else: print(f"  features {stats['feature_seconds']:.1f} s, all {stats['seconds']:.1f} s; statistics in {out / 'stats.json'}")
 
 def _prepare_with(run):
     "A `prepare` handler: `run(prepare_module, args, out, common_kwargs)` makes the dataset, which is then summarized."
@@ -287,6 +294,51 @@ def _prepare_with(run):
     return handler
 
 # %% ../nbs/20_cli.ipynb #n503845
+def days_options(p):
+    "The options of a dataset split by day (`mqbench.days.prepare_days`: one Dask task per day)."
+    g = p.add_argument_group("many days (one task a day on Dask; windows never cross a day)")
+    g.add_argument("--split-by", choices=["time", "day"], default=None,
+                   help="split one day's ticks by time, or whole days (default: day for several days, time for one)")
+    g.add_argument("--split", default="0.8,0.1,0.1", help="with --split-by day: the fractions of the days for train, eval and test")
+    for k in SPLITS:
+        g.add_argument(f"--{k}-days", default=None, help=f"with --split-by day: the {k} days, YYYY-MM-DD, comma-separated")
+    g.add_argument("--workers", type=int, default=1, help="worker processes of a LocalCluster on this machine (1: in this process)")
+    g.add_argument("--scheduler", default=None, help="tcp://HOST:PORT of a running Dask scheduler (instead of --workers)")
+
+def _day_split(a):
+    "--split or --train-days/--eval-days/--test-days as prepare_days takes them."
+    named = {k: getattr(a, f"{k}_days") for k in SPLITS}
+    if any(v is not None for v in named.values()):
+        if missing := [f"--{k}-days" for k, v in named.items() if v is None]:
+            raise MqbenchError(f"explicit days need all three splits; {', '.join(missing)} missing")
+        return {k: [d.strip() for d in v.split(",") if d.strip()] for k, v in named.items()}
+    try: return tuple(float(x) for x in a.split.split(","))
+    except ValueError: raise MqbenchError(f"--split must be three fractions like 0.8,0.1,0.1, not {a.split!r}") from None
+
+def _by_day(a, n_days: int) -> bool:
+    if a.split_by is None: return n_days > 1
+    if a.split_by == "time" and n_days > 1: raise MqbenchError(f"{n_days} days split by time: give one day, or --split-by day")
+    return a.split_by == "day"
+
+def _days_dataset(a, files, out: Path, dates=None) -> dict:
+    from mqbench.days import prepare_days
+    if a.overwrite: raise MqbenchError("--overwrite does not apply to a dataset split by day: a rerun recomputes only the days "
+                                       "whose input or settings changed; choose a new --out to start afresh")
+    return prepare_days(files, out, dataset_config(a, "itch"), split=_day_split(a), dates=dates, symbols=getattr(a, "symbols", None),
+                        levels=getattr(a, "levels", 10), limit=getattr(a, "limit", None),
+                        workers=a.workers, scheduler=a.scheduler)
+
+def _prepare_itch(P, a, out: Path, kw: dict) -> dict:
+    from mqbench.sources import expand_paths
+    files = expand_paths(a.input)
+    if _by_day(a, len(files)): return _days_dataset(a, files, out, a.dates)
+    return P.prepare_itch(files[0], out, dataset_config(a, "itch"), symbols=a.symbols, limit=a.limit, levels=a.levels, **kw)
+
+def _prepare_synth(P, a, out: Path, kw: dict) -> dict:
+    if not _by_day(a, a.days): return P.prepare_synth(out, dataset_config(a, "itch"), symbols=a.n_symbols, hours=a.hours, seed=a.seed, **kw)
+    from mqbench.days import synth_days, weekdays
+    return _days_dataset(a, synth_days(weekdays(a.start, a.days), symbols=a.n_symbols, hours=a.hours, seed=a.seed), out)
+
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -298,14 +350,17 @@ def _prepare_parser(sub):
     pr = subparser(sub, "prepare", "build a dataset of labelled feature windows from a source",
                    "Build a dataset (feature windows, labels, JSONL, streams, stats, manifest) from a source.")
     psub = pr.add_subparsers(dest="source", required=True, metavar="SOURCE")
-    p = _source(psub, "itch", "from a NASDAQ TotalView-ITCH 5.0 file", lambda P, a, out, kw: P.prepare_itch(
-        a.input, out, dataset_config(a, "itch"), symbols=a.symbols, limit=a.limit, levels=a.levels, **kw))
-    p.add_argument("--input", required=True, help="ITCH 5.0 file (.gz or plain)")
-    symbols_option(p); p.add_argument("--limit", type=int, default=None, help="read only the first N messages")
+    p = _source(psub, "itch", "from NASDAQ TotalView-ITCH 5.0 files: a day split by time, or many days split by day", _prepare_itch)
+    p.add_argument("--input", required=True, nargs="+", help="ITCH 5.0 files or glob patterns (.gz or plain), one file a day")
+    p.add_argument("--dates", nargs="+", default=None, help="a date per file (YYYY-MM-DD), if not named MMDDYYYY.NASDAQ_ITCH50[.gz]")
+    symbols_option(p); p.add_argument("--limit", type=int, default=None, help="read only the first N messages of each day")
     p.add_argument("--levels", type=int, default=10, help="book levels per side")
-    p = _source(psub, "synth", "from a synthetic day (generated, or reused from data/synth/)", lambda P, a, out, kw: P.prepare_synth(
-        out, dataset_config(a, "itch"), symbols=a.n_symbols, hours=a.hours, seed=a.seed, **kw))
+    days_options(p)
+    p = _source(psub, "synth", "from synthetic days (generated, or reused from data/synth/)", _prepare_synth)
     day_options(p)
+    p.add_argument("--days", type=int, default=1, help="trading days (weekdays from --start), each its own market")
+    p.add_argument("--start", default="2026-01-05", help="the first day's date, YYYY-MM-DD")
+    days_options(p)
     p = _source(psub, "binance", "from Binance trade or aggTrade archives (csv or zip)", lambda P, a, out, kw: P.prepare_binance(
         a.input, out, dataset_config(a, "binance"), symbols=a.symbols, **kw))
     p.add_argument("--input", required=True, nargs="+", help="files or glob patterns"); symbols_option(p)

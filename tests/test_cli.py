@@ -244,3 +244,20 @@ def test_stream_a_day_to_signals(example_dataset, tmp_path):
     assert np.abs(got[["p_down", "p_neutral", "p_up"]].to_numpy() - want).max() < 1e-5
     p = mq("stream", "--run", example_inputs()["run"], "--input", half, ok=False)
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_prepare_many_days_then_train(tmp_path):
+    "Three synthetic days split by day through the command line: a rerun reuses every day, a classifier trains on them."
+    args = ["prepare", "synth", "--days", 3, "--start", "2026-03-02", "--n-symbols", 2, "--hours", 0.05, "--sequence-length", 20,
+            "--out", tmp_path / "ds"]
+    first = mq(*args).stdout
+    assert "3 days (train 1, eval 1, test 1)" in first and "days computed 3, reused 0" in first, first
+    assert "days computed 0, reused 3" in mq(*args).stdout
+    days = json.loads((tmp_path / "ds" / "stats.json").read_text())["days"]
+    assert days == {"train": ["2026-03-02"], "eval": ["2026-03-03"], "test": ["2026-03-04"]}
+    out = mq("train", "--task", "classify", "--data", tmp_path / "ds", "--steps", 3, "--preset", "micro", "--out", tmp_path / "run").stdout
+    assert json.loads(out[out.index("{"):])["steps"] == 3
+    p = mq("prepare", "synth", "--days", 3, "--split-by", "time", "--out", tmp_path / "x", ok=False)
+    assert p.returncode == 1 and "3 days split by time" in p.stderr and "Traceback" not in p.stderr
+    p = mq(*args[:-1], tmp_path / "y", "--train-days", "2026-03-02", ok=False)
+    assert p.returncode == 1 and "--eval-days, --test-days missing" in p.stderr
