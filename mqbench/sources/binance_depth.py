@@ -26,9 +26,10 @@ except ImportError:                           # pragma: no cover
     loads, JSON_LIB = json.loads, "json"
 
 # %% auto #0
-__all__ = ['DEPTH_CSV', 'RESET', 'APPLY', 'INVALIDATE', 'BBO_COLS', 'EVENT_COLS', 'DepthMessages', 'decimals', 'read_capture',
-           'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan', 'set_level', 'rebuild_book', 'DepthBook',
-           'read_depth', 'rebuild', 'synthetic_capture', 'check_book_tickers', 'depth_book', 'prepare_binance_depth']
+__all__ = ['FLUSH_LINES', 'DEPTH_CSV', 'RESET', 'APPLY', 'INVALIDATE', 'BBO_COLS', 'EVENT_COLS', 'DepthMessages', 'decimals',
+           'read_capture', 'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan', 'set_level', 'rebuild_book',
+           'DepthBook', 'read_depth', 'rebuild', 'synthetic_capture', 'check_book_tickers', 'depth_book',
+           'prepare_binance_depth']
 
 # %% ../../nbs/04f_sources_binance_depth.ipynb #d007
 _KEYS = ("sym", "seq", "line", "ts_ns", "local_ns")            # what every message row has
@@ -102,21 +103,40 @@ def _pairs(pairs: list, counts: list, lines: list, name: str, what: str):
     return a[0::2], a[1::2]
 
 class _Rows:
-    "Column lists of one kind of message, and its level lists when it has levels."
-    def __init__(self, cols, levels=False):
-        self.cols = {k: [] for k in cols}
-        self.bids, self.asks, self.nb, self.na = ([], [], [], []) if levels else (None,) * 4
+    """Column lists of one kind of message: integers, the decimal strings of `numbers` (`flat`, in order) and, with
+    `levels`, the bid and ask levels. `flush` turns the strings held into decimal arrays, so that a long capture is
+    held as arrays (48 bytes a level) rather than Python strings (about 200)."""
+    def __init__(self, cols, numbers=(), levels=False):
+        self.cols, self.numbers, self.levels = {k: [] for k in cols}, numbers, levels
+        self.flat, self.bids, self.asks, self.nb, self.na = [], [], [], [], []
+        self.parts, self.b_parts, self.a_parts, self.done = [], [], [], 0
+
+    def flush(self, name: str):
+        lines, w = self.cols["line"][self.done:], len(self.numbers)
+        if w:
+            self.parts.append(decimals(self.flat, lambda i: (name, lines[i // w], self.numbers[i % w])).reshape(-1, w, 3))
+            self.flat = []
+        if self.levels:
+            self.b_parts.append(_pairs(self.bids, self.nb[self.done:], lines, name, "bid"))
+            self.a_parts.append(_pairs(self.asks, self.na[self.done:], lines, name, "ask"))
+            self.bids, self.asks = [], []
+        self.done = len(self.cols["line"])
 
     def arrays(self, file_no: int, name: str) -> dict:
+        self.flush(name)
         out = {k: np.array(v, np.int64) for k, v in self.cols.items()}
         out["file"] = np.full(len(out["seq"]), file_no, np.int64)
-        if self.bids is not None:
+        if self.numbers:
+            a = np.concatenate(self.parts)
+            for j, k in enumerate(self.numbers): out[k] = a[:, j]
+        if self.levels:
             out["b_off"] = np.r_[0, np.cumsum(self.nb, dtype=np.int64)]
             out["a_off"] = np.r_[0, np.cumsum(self.na, dtype=np.int64)]
-            lines = self.cols["line"]
-            out["b_px"], out["b_qty"] = _pairs(self.bids, self.nb, lines, name, "bid")
-            out["a_px"], out["a_qty"] = _pairs(self.asks, self.na, lines, name, "ask")
+            for side, parts in (("b", self.b_parts), ("a", self.a_parts)):
+                out[f"{side}_px"], out[f"{side}_qty"] = (np.concatenate([p[j] for p in parts]) for j in (0, 1))
         return out
+
+FLUSH_LINES = 1 << 16                         # lines between turning the strings held into arrays
 
 def _lines(f, block: int = 1 << 24):
     "The lines of a binary stream, read a block at a time (faster than a gzip file's own readline)."
@@ -140,13 +160,16 @@ def read_capture(path, *, file_no: int = 0, seq0: int = 0) -> DepthMessages:
     path = Path(path)
     name, syms = str(path), {}
     code = lambda s: syms.setdefault(s, len(syms))
-    diffs, snaps, ticks, trades = _Rows(_DIFF, True), _Rows(_SNAP, True), _Rows(_TICK), _Rows(_TRADE)
-    tick_px, trade_px, skipped = [], [], {}
+    diffs, snaps = _Rows(_DIFF, levels=True), _Rows(_SNAP, levels=True)
+    ticks, trades = _Rows(_TICK, numbers=("bid_px", "bid_qty", "ask_px", "ask_qty")), _Rows(_TRADE, numbers=("price", "qty"))
+    skipped = {}
     with open(path, "rb") as f: gz = f.read(2) == b"\x1f\x8b"
     seq, lineno, kind = seq0, 0, "message"
     try:
         with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
             for lineno, line in enumerate(_lines(f), 1):
+                if lineno % FLUSH_LINES == 0:
+                    for rows in (diffs, snaps, ticks, trades): rows.flush(name)
                 sp = line.find(b" ")
                 if sp <= 0:
                     if not line.strip(): continue
@@ -170,12 +193,12 @@ def read_capture(path, *, file_no: int = 0, seq0: int = 0) -> DepthMessages:
                 elif e == "bookTicker" or (e is None and "B" in d and "A" in d and "u" in d):
                     kind = "bookTicker"
                     c = ticks.cols
-                    c["sym"].append(code(d["s"])); c["u"].append(d["u"]); tick_px.append((d["b"], d["B"], d["a"], d["A"]))
+                    c["sym"].append(code(d["s"])); c["u"].append(d["u"]); ticks.flat += (d["b"], d["B"], d["a"], d["A"])
                 elif e == "trade" or e == "aggTrade":
                     kind = e
                     c = trades.cols
                     c["sym"].append(code(d["s"])); c["trade_id"].append(d["t"] if e == "trade" else d["a"])
-                    c["buyer_maker"].append(bool(d["m"])); trade_px.append((d["p"], d["q"]))
+                    c["buyer_maker"].append(bool(d["m"])); trades.flat += (d["p"], d["q"])
                 else:
                     skipped[str(e)] = skipped.get(str(e), 0) + 1
                     seq += 1
@@ -197,13 +220,8 @@ def read_capture(path, *, file_no: int = 0, seq0: int = 0) -> DepthMessages:
             raise SourceError(name, f"a depth snapshot without a symbol in a file of {len(symbols)} symbols {symbols[:8]}; "
                                     "keep one symbol per capture file, as the collector does", row=int(snap["line"][i]))
         snap["sym"][:] = 0
-    tk, tr = ticks.arrays(file_no, name), trades.arrays(file_no, name)
-    for out, strings, cols in ((tk, tick_px, ("bid_px", "bid_qty", "ask_px", "ask_qty")), (tr, trade_px, ("price", "qty"))):
-        w = len(cols)
-        where = lambda i, out=out, w=w, cols=cols: (name, int(out["line"][i // w]), cols[i % w])
-        a = decimals(list(chain.from_iterable(strings)), where).reshape(-1, w, 3)
-        for j, k in enumerate(cols): out[k] = a[:, j]
-    return DepthMessages(symbols, [name], diffs.arrays(file_no, name), snap, tk, tr, skipped)
+    return DepthMessages(symbols, [name], diffs.arrays(file_no, name), snap, ticks.arrays(file_no, name),
+                         trades.arrays(file_no, name), skipped)
 
 # %% ../../nbs/04f_sources_binance_depth.ipynb #d016
 DEPTH_CSV = ["symbol", "timestamp", "first_update_id", "last_update_id", "side", "update_type", "price", "qty", "pu"]
