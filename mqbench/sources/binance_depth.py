@@ -27,9 +27,9 @@ except ImportError:                           # pragma: no cover
 
 # %% auto #0
 __all__ = ['FLUSH_LINES', 'DEPTH_CSV', 'RESET', 'APPLY', 'INVALIDATE', 'BBO_COLS', 'EVENT_COLS', 'DepthMessages', 'decimals',
-           'read_capture', 'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan', 'set_level', 'rebuild_book',
-           'DepthBook', 'read_depth', 'rebuild', 'synthetic_capture', 'check_book_tickers', 'depth_book',
-           'prepare_binance_depth']
+           'read_capture', 'scan_diffs', 'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan', 'set_level',
+           'rebuild_book', 'DepthBook', 'read_depth', 'rebuild', 'synthetic_capture', 'check_book_tickers',
+           'depth_book', 'prepare_binance_depth']
 
 # %% ../../nbs/04f_sources_binance_depth.ipynb #d007
 _KEYS = ("sym", "seq", "line", "ts_ns", "local_ns")            # what every message row has
@@ -82,13 +82,14 @@ def decimals(strings, where) -> np.ndarray:
     digits. `where(i)` names the file and line of string i for the SourceError a bad one gets."""
     n = len(strings)
     if not n: return np.zeros((0, 3), np.int64)
-    buf = np.frombuffer("\n".join(strings).encode(), np.uint8)
+    buf = np.frombuffer("\n".join(map(str, strings)).encode(), np.uint8)
     out, bad = _parse_decimals(buf, n)
     if bad >= 0:
         name, line, what = where(bad)
         raise SourceError(name, f"{what} {str(strings[bad])!r}: expected a decimal number like \"2681.62\"", row=line)
     return out
 
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d009
 def _pairs(pairs: list, counts: list, lines: list, name: str, what: str):
     "Levels, each [price, qty] as strings, as two (n, 3) decimal arrays; `counts` and `lines` per message say where each is."
     flat = list(chain.from_iterable(pairs))
@@ -153,77 +154,221 @@ _TICK = ("sym", "seq", "line", "ts_ns", "local_ns", "u")
 _TRADE = ("sym", "seq", "line", "ts_ns", "local_ns", "trade_id", "buyer_maker")
 _NO_SYMBOL = -1                               # a REST snapshot does not say its symbol
 
-def read_capture(path, *, file_no: int = 0, seq0: int = 0) -> DepthMessages:
-    """Read a raw websocket capture as hftbacktest's collector stores it: one `<local timestamp ns> <json>` per line,
-    plain or gzip; combined-stream messages (`{"stream": ..., "data": ...}`) or bare ones. A SourceError names the
-    file and line of anything that is not such a message."""
-    path = Path(path)
-    name, syms = str(path), {}
-    code = lambda s: syms.setdefault(s, len(syms))
-    diffs, snaps = _Rows(_DIFF, levels=True), _Rows(_SNAP, levels=True)
-    ticks, trades = _Rows(_TICK, numbers=("bid_px", "bid_qty", "ask_px", "ask_qty")), _Rows(_TRADE, numbers=("price", "qty"))
-    skipped = {}
-    with open(path, "rb") as f: gz = f.read(2) == b"\x1f\x8b"
-    seq, lineno, kind = seq0, 0, "message"
-    try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
-            for lineno, line in enumerate(_lines(f), 1):
-                if lineno % FLUSH_LINES == 0:
-                    for rows in (diffs, snaps, ticks, trades): rows.flush(name)
-                sp = line.find(b" ")
-                if sp <= 0:
-                    if not line.strip(): continue
-                    raise ValueError("no space after the timestamp")
-                local, d = int(line[:sp]), loads(line[sp + 1:])
-                if "data" in d and "stream" in d: d = d["data"]
-                e, kind = d.get("e"), "message"
-                if e == "depthUpdate":
-                    kind = "depthUpdate"
-                    c = diffs.cols
-                    c["sym"].append(code(d["s"])); c["U"].append(d["U"]); c["u"].append(d["u"]); c["pu"].append(d.get("pu", -1))
-                    b, a = d["b"], d["a"]
-                    diffs.bids += b; diffs.asks += a; diffs.nb.append(len(b)); diffs.na.append(len(a))
-                elif "lastUpdateId" in d:
-                    kind = "depth snapshot"
-                    c = snaps.cols
-                    s = d.get("symbol") or d.get("s")
-                    c["sym"].append(code(s) if s else _NO_SYMBOL); c["last_id"].append(d["lastUpdateId"])
-                    b, a = d["bids"], d["asks"]
-                    snaps.bids += b; snaps.asks += a; snaps.nb.append(len(b)); snaps.na.append(len(a))
-                elif e == "bookTicker" or (e is None and "B" in d and "A" in d and "u" in d):
-                    kind = "bookTicker"
-                    c = ticks.cols
-                    c["sym"].append(code(d["s"])); c["u"].append(d["u"]); ticks.flat += (d["b"], d["B"], d["a"], d["A"])
-                elif e == "trade" or e == "aggTrade":
-                    kind = e
-                    c = trades.cols
-                    c["sym"].append(code(d["s"])); c["trade_id"].append(d["t"] if e == "trade" else d["a"])
-                    c["buyer_maker"].append(bool(d["m"])); trades.flat += (d["p"], d["q"])
-                else:
-                    skipped[str(e)] = skipped.get(str(e), 0) + 1
-                    seq += 1
-                    continue
-                c["seq"].append(seq); c["line"].append(lineno); c["local_ns"].append(local); t = d.get("T") or d.get("E")
-                c["ts_ns"].append(t * 1_000_000 if t else local)     # the exchange's time, else the receive time
-                seq += 1
-    except (ValueError, TypeError, AttributeError) as e:       # orjson's and json's decode errors are ValueErrors
-        raise SourceError(name, f"expected `<local timestamp ns> <json message>` ({type(e).__name__}: {e})", row=lineno) from None
-    except KeyError as e:
-        raise SourceError(name, f"a {kind} message without the field {e}", row=lineno) from None
-    except (EOFError, OSError) as e:
-        raise SourceError(name, f"gzip data, damaged or cut short ({e})", row=lineno + 1) from None
-    symbols = list(syms)
-    snap = snaps.arrays(file_no, name)
+def _own_snapshots(snap: dict, symbols: list, name: str) -> dict:
+    "Give the snapshots that name no symbol the file's only one; a file of several symbols cannot say whose they are."
     if (snap["sym"] == _NO_SYMBOL).any():
         if len(symbols) != 1:
             i = int(np.flatnonzero(snap["sym"] == _NO_SYMBOL)[0])
             raise SourceError(name, f"a depth snapshot without a symbol in a file of {len(symbols)} symbols {symbols[:8]}; "
                                     "keep one symbol per capture file, as the collector does", row=int(snap["line"][i]))
         snap["sym"][:] = 0
-    return DepthMessages(symbols, [name], diffs.arrays(file_no, name), snap, ticks.arrays(file_no, name),
-                         trades.arrays(file_no, name), skipped)
+    return snap
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d016
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d010
+def read_capture(path, *, file_no: int = 0, seq0: int = 0, scan: bool = True) -> DepthMessages:
+    """Read a raw websocket capture as hftbacktest's collector stores it: one `<local timestamp ns> <json>` per line,
+    plain or gzip; combined-stream messages (`{"stream": ..., "data": ...}`) or bare ones. With `scan`, depthUpdate
+    lines go through the compiled scanner (`scan_diffs`), the rest through JSON. A SourceError names the file and line
+    of anything that is not such a message."""
+    path = Path(path)
+    name, syms = str(path), {}
+    code = lambda s: syms.setdefault(s, len(syms))
+    diffs, snaps = _Rows(_DIFF, levels=True), _Rows(_SNAP, levels=True)
+    ticks, trades = _Rows(_TICK, numbers=("bid_px", "bid_qty", "ask_px", "ask_qty")), _Rows(_TRADE, numbers=("price", "qty"))
+    skipped, pending, at = {}, [], [0, "message"]       # held depthUpdate lines; the line being read and its kind
+
+    def message(seq: int, local: int, d: dict):
+        "Add one decoded message."
+        if "data" in d and "stream" in d: d = d["data"]
+        e = d.get("e")
+        if e == "depthUpdate":
+            if pending: take()                          # held lines come first
+            at[1], c = "depthUpdate", diffs.cols
+            c["sym"].append(code(d["s"])); c["U"].append(d["U"]); c["u"].append(d["u"]); c["pu"].append(d.get("pu", -1))
+            b, a = d["b"], d["a"]
+            diffs.bids += b; diffs.asks += a; diffs.nb.append(len(b)); diffs.na.append(len(a))
+        elif "lastUpdateId" in d:
+            at[1], c = "depth snapshot", snaps.cols
+            s = d.get("symbol") or d.get("s")
+            c["sym"].append(code(s) if s else _NO_SYMBOL); c["last_id"].append(d["lastUpdateId"])
+            b, a = d["bids"], d["asks"]
+            snaps.bids += b; snaps.asks += a; snaps.nb.append(len(b)); snaps.na.append(len(a))
+        elif e == "bookTicker" or (e is None and "B" in d and "A" in d and "u" in d):
+            at[1], c = "bookTicker", ticks.cols
+            c["sym"].append(code(d["s"])); c["u"].append(d["u"]); ticks.flat += (d["b"], d["B"], d["a"], d["A"])
+        elif e == "trade" or e == "aggTrade":
+            at[1], c = e, trades.cols
+            c["sym"].append(code(d["s"])); c["trade_id"].append(d["t"] if e == "trade" else d["a"])
+            c["buyer_maker"].append(bool(d["m"])); trades.flat += (d["p"], d["q"])
+        else:
+            skipped[str(e)] = skipped.get(str(e), 0) + 1
+            return
+        t = d.get("T") or d.get("E")
+        c["seq"].append(seq); c["line"].append(at[0]); c["local_ns"].append(local)
+        c["ts_ns"].append(t * 1_000_000 if t else local)        # the exchange's time, else the receive time
+
+    def take():
+        "Read the held depthUpdate lines: with the scanner, or as JSON if one of them is not in its layout."
+        held = pending[:]; pending.clear()
+        if held and not _scan_block(diffs, held, name, code):
+            for line_no, seq, local, raw in held:
+                at[0], at[1] = line_no, "message"
+                message(seq, local, loads(raw))
+
+    with open(path, "rb") as f: gz = f.read(2) == b"\x1f\x8b"
+    seq = seq0
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            for lineno, line in enumerate(_lines(f), 1):
+                if lineno % FLUSH_LINES == 0:
+                    take()
+                    for rows in (diffs, snaps, ticks, trades): rows.flush(name)
+                at[0], at[1] = lineno, "message"
+                sp = line.find(b" ")
+                if sp <= 0:
+                    if not line.strip(): continue
+                    raise ValueError("no space after the timestamp")
+                local = int(line[:sp])
+                if scan and _DEPTH_TAG in line: pending.append((lineno, seq, local, line[sp + 1:]))
+                else: message(seq, local, loads(line[sp + 1:]))
+                seq += 1
+            take()
+    except (ValueError, TypeError, AttributeError) as e:       # orjson's and json's decode errors are ValueErrors
+        raise SourceError(name, f"expected `<local timestamp ns> <json message>` ({type(e).__name__}: {e})", row=at[0]) from None
+    except KeyError as e:
+        raise SourceError(name, f"a {at[1]} message without the field {e}", row=at[0]) from None
+    except (EOFError, OSError) as e:
+        raise SourceError(name, f"gzip data, damaged or cut short ({e})", row=at[0] + 1) from None
+    symbols = list(syms)
+    return DepthMessages(symbols, [name], diffs.arrays(file_no, name), _own_snapshots(snaps.arrays(file_no, name), symbols, name),
+                         ticks.arrays(file_no, name), trades.arrays(file_no, name), skipped)
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d011
+_QUOTE, _COLON, _OPEN, _CLOSE, _COMMA, _DOT, _MINUS = 34, 58, 91, 93, 44, 46, 45
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _int_at(buf, i, end):
+    "The integer at buf[i:], the index after it, and whether there was one."
+    neg = i < end and buf[i] == _MINUS
+    if neg: i += 1
+    v, n = 0, 0
+    while i < end and 48 <= buf[i] <= 57:
+        v = v * 10 + (buf[i] - 48); i += 1; n += 1
+    return (-v if neg else v), i, n > 0
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _decimal_at(buf, i, end, out, r, col):
+    "The quoted decimal at buf[i:] into out[r, col] as (whole, fraction, digits); the index after it, or -1."
+    if i >= end or buf[i] != _QUOTE: return -1
+    i += 1
+    w, f, nw, nf, dot = 0, 0, 0, 0, False
+    while i < end and buf[i] != _QUOTE:
+        c = buf[i]
+        if c == _DOT and not dot: dot = True
+        elif 48 <= c <= 57:
+            if dot: f = f * 10 + (c - 48); nf += 1
+            else: w = w * 10 + (c - 48); nw += 1
+        else: return -1
+        i += 1
+    if nw == 0 or nw > 12 or nf > 17 or i >= end: return -1
+    out[r, col, 0], out[r, col, 1], out[r, col, 2] = w, f, nf
+    return i + 1
+
+@nb.njit(cache=True, nogil=True)
+def _levels_at(buf, i, end, out, r):
+    'The `[["price", "qty"], ...]` array at buf[i:] into out[r:]; (rows written, index after it), index -1 if malformed.'
+    if i >= end or buf[i] != _OPEN: return r, -1
+    i += 1
+    while i < end and buf[i] != _CLOSE:
+        if buf[i] == _COMMA: i += 1
+        if i >= end or buf[i] != _OPEN: return r, -1
+        i = _decimal_at(buf, i + 1, end, out, r, 0)
+        if i < 0 or i >= end or buf[i] != _COMMA: return r, -1
+        i = _decimal_at(buf, i + 1, end, out, r, 1)
+        if i < 0 or i >= end or buf[i] != _CLOSE: return r, -1
+        i += 1; r += 1
+    return r, i + 1
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d012
+@nb.njit(cache=True, nogil=True)
+def scan_diffs(buf, starts, ends, ids, bids, asks, counts):
+    """Read `depthUpdate` messages (JSON, one per line, buf[starts[k]:ends[k]]) without building Python objects:
+    ids[k] = E, T, U, u, pu (-1 if absent), start and end of the symbol, which of E (1) and T (2) it has; levels into
+    bids and asks as decimals,
+    counts[k] = bid and ask levels. Returns (bid rows, ask rows, first line it could not read or -1)."""
+    nb_, na_ = 0, 0
+    for k in range(starts.shape[0]):
+        i, end, found = starts[k], ends[k], 0
+        ids[k, 4] = -1
+        while end > i and (buf[end - 1] == 32 or buf[end - 1] == 13): end -= 1
+        if end == i or buf[end - 1] != 125: return nb_, na_, k     # a whole object ends with }
+        while i < end:
+            if buf[i] != _QUOTE:
+                i += 1; continue
+            j = i + 1
+            q = j
+            while q < end and buf[q] != _QUOTE: q += 1
+            i = q + 1
+            if i >= end or buf[i] != _COLON: continue          # a string value, not a key
+            i += 1
+            n, c = q - j, buf[j]
+            if n == 1 and (c == 69 or c == 84 or c == 85 or c == 117):          # E T U u
+                v, i, ok = _int_at(buf, i, end)
+                if not ok: return nb_, na_, k
+                col = 0 if c == 69 else 1 if c == 84 else 2 if c == 85 else 3
+                ids[k, col] = v; found |= 1 << col
+            elif n == 2 and c == 112 and buf[j + 1] == 117:                    # pu
+                v, i, ok = _int_at(buf, i, end)
+                if not ok: return nb_, na_, k
+                ids[k, 4] = v
+            elif n == 1 and c == 115:                                          # s
+                if i >= end or buf[i] != _QUOTE: return nb_, na_, k
+                e = i + 1
+                while e < end and buf[e] != _QUOTE: e += 1
+                ids[k, 5], ids[k, 6] = i + 1, e
+                i = e + 1; found |= 16
+            elif n == 1 and (c == 98 or c == 97):                              # b a
+                if c == 98:
+                    r, i = _levels_at(buf, i, end, bids, nb_)
+                    counts[k, 0] = r - nb_; nb_ = r; found |= 32
+                else:
+                    r, i = _levels_at(buf, i, end, asks, na_)
+                    counts[k, 1] = r - na_; na_ = r; found |= 64
+                if i < 0: return nb_, na_, k
+        if found & (4 | 8 | 16 | 32 | 64) != (4 | 8 | 16 | 32 | 64) or not found & 3: return nb_, na_, k
+        ids[k, 7] = found & 3
+    return nb_, na_, -1
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d013
+_DEPTH_TAG = b'"e":"depthUpdate"'             # lines with it go to the scanner; any other layout is read as JSON
+
+def _scan_block(diffs, pending: list, name: str, code) -> bool:
+    """Read the held depthUpdate lines, (line, seq, local ns, json bytes) each, with `scan_diffs` into `diffs`;
+    False (and nothing added) if one of them is not in the layout it reads."""
+    raw = [p[3] for p in pending]
+    buf = np.frombuffer(b"\n".join(raw), np.uint8)
+    lens = np.fromiter(map(len, raw), np.int64, len(raw))
+    starts = (np.cumsum(lens + 1) - lens - 1).astype(np.int64)
+    cap = int(np.count_nonzero(buf == _OPEN))                   # at least one [ per level
+    ids, counts = np.zeros((len(raw), 8), np.int64), np.zeros((len(raw), 2), np.int64)
+    bids, asks = np.zeros((cap, 2, 3), np.int64), np.zeros((cap, 2, 3), np.int64)
+    nb_, na_, bad = scan_diffs(buf, starts, starts + lens, ids, bids, asks, counts)
+    if bad >= 0: return False
+    diffs.flush(name)                                           # what was held before these lines goes first
+    c, names = diffs.cols, {}
+    for k in range(len(raw)):
+        s = bytes(buf[ids[k, 5]:ids[k, 6]])
+        c["sym"].append(names[s] if s in names else names.setdefault(s, code(s.decode())))
+    c["U"] += ids[:, 2].tolist(); c["u"] += ids[:, 3].tolist(); c["pu"] += ids[:, 4].tolist()
+    local = np.array([p[2] for p in pending], np.int64)
+    c["ts_ns"] += np.where(ids[:, 7] & 2, ids[:, 1] * 1_000_000, np.where(ids[:, 7] & 1, ids[:, 0] * 1_000_000, local)).tolist()
+    c["line"] += [p[0] for p in pending]; c["seq"] += [p[1] for p in pending]; c["local_ns"] += local.tolist()
+    diffs.nb += counts[:, 0].tolist(); diffs.na += counts[:, 1].tolist()
+    diffs.b_parts.append((bids[:nb_, 0], bids[:nb_, 1])); diffs.a_parts.append((asks[:na_, 0], asks[:na_, 1]))
+    diffs.done = len(c["line"])
+    return True
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d021
 DEPTH_CSV = ["symbol", "timestamp", "first_update_id", "last_update_id", "side", "update_type", "price", "qty", "pu"]
 
 def _grouped(rows: np.ndarray, cols: dict, first_row: int, file_no: int, seq0: int) -> dict:
@@ -275,7 +420,7 @@ def read_depth_csv(path, *, file_no: int = 0, seq0: int = 0) -> DepthMessages:
                          {**empty("u"), **{k: dec for k in ("bid_px", "bid_qty", "ask_px", "ask_qty")}},
                          {**empty("trade_id", "buyer_maker"), "price": dec, "qty": dec}, {})
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d019
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d024
 _LEVELS = (("b_px", "b_qty", "b_off"), ("a_px", "a_qty", "a_off"))
 _PRICES = {"diffs": [("b_px", "b_off"), ("a_px", "a_off")], "snaps": [("b_px", "b_off"), ("a_px", "a_off")],
            "tickers": [("bid_px", None), ("ask_px", None)], "trades": [("price", None)]}
@@ -347,7 +492,7 @@ def in_ticks(m: DepthMessages) -> tuple[DepthMessages, dict]:
     decimals = {s: {"price": int(pdec[i]), "qty": int(qdec[i])} for i, s in enumerate(m.symbols)}
     return DepthMessages(m.symbols, m.files, **out, skipped=m.skipped), decimals
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d022
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d027
 RESET, APPLY, INVALIDATE = 0, 1, 2           # the steps of a plan: load a snapshot, apply a diff, drop the book at a gap
 
 class _Sync:
@@ -423,7 +568,7 @@ def sync_plan(m: DepthMessages, sym: int, *, spot: bool) -> tuple[np.ndarray, di
             "gap_list": s.gaps[:100], "without_book": s.stretches[:100], "synced_at_end": s.synced}
     return np.array(s.steps, np.int64).reshape(-1, 2), info
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d026
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d031
 _jit = nb.njit(cache=True, nogil=True)
 
 @_jit
@@ -449,7 +594,7 @@ def set_level(keys, qtys, n, key, qty):
     keys[pos] = key; qtys[pos] = qty
     return keys, qtys, n + 1, 0
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d029
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d034
 BBO_COLS, EVENT_COLS = 6, 8                  # ts, update id, bid, bid qty, ask, ask qty | ts, update id, action, side, px, qty, bid, ask
 _ADD, _CANCEL, _DELETE, _BID, _ASK = book.ACT_ADD, book.ACT_CANCEL, book.ACT_DELETE, book.SIDE_B, book.SIDE_S
 
@@ -521,7 +666,7 @@ def rebuild_book(steps, snap_b, snap_a, diff_b, diff_a, d_ts, d_u, levels, every
     if dirty: n_dep = _depth_row(dep, n_dep, tick, u, bk, bq, nb_, ak, aq, na_, levels)
     return n_bbo, n_ev, n_dep
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d031
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d036
 _PX_COLS = {"bbo": ["bid_px", "ask_px"], "trades": ["price"], "events": ["price", "mid_before", "spread_before"]}
 _SZ_COLS = {"bbo": ["bid_sz", "ask_sz"], "trades": ["size"], "events": ["size"]}
 
@@ -566,6 +711,7 @@ class DepthBook:
         c = self.counters
         return f"DepthBook({rows}; {c['messages']:,} messages, {len(self.decimals)} symbols, gaps={c['gaps']})"
 
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d037
 def _frame(cols: dict, sym: int, name: str) -> pd.DataFrame:
     n = len(next(iter(cols.values())))
     head = {"ts_ns": cols.pop("ts_ns"), "locate": np.full(n, sym + 1, np.uint16), "symbol": np.full(n, name, object)}
@@ -609,7 +755,7 @@ def _sorted(frames: list) -> pd.DataFrame:
     t = pd.concat(frames, ignore_index=True)
     return t.iloc[np.argsort(t["ts_ns"].to_numpy(), kind="stable")].reset_index(drop=True)
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d032
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d038
 def _is_csv(path: Path) -> bool:
     "Whether `path` is a historical depth CSV (its first line the header) rather than a capture."
     try: return _first_fields(input_file(path))[:2] == DEPTH_CSV[:2]
@@ -662,7 +808,7 @@ def rebuild(messages: DepthMessages, *, symbols=None, levels: int = 10, every_ms
                 "seconds": round(time.perf_counter() - t0, 3), "sync": sync}
     return DepthBook(tables["bbo"], _sorted([trades]), tables["depth"], tables["events"], counters, decimals, m, tops, applied)
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d034
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d040
 def synthetic_capture(path, *, diffs: int = 2000, spot: bool = False, symbol: str = "TESTUSDT", snapshot_every: int = 500,
                       snapshot_delay: int = 3, drop: tuple = (), seed: int = 0) -> dict:
     """Write a capture in the collector's layout from a random price-level book (prices with 2 decimals, quantities
@@ -722,7 +868,7 @@ def synthetic_capture(path, *, diffs: int = 2000, spot: bool = False, symbol: st
     Path(path).write_bytes(gzip.compress(data, 1) if str(path).endswith(".gz") else data)
     return {"truth": truth, "dropped": dropped, "lines": len(lines)}
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d041
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d047
 def check_book_tickers(res: DepthBook) -> dict:
     """Compare every bookTicker whose update id `u` equals an applied diff's final update id with the book after that diff,
     as the bbo table gives it (its last row at or before that update id): best bid and ask, prices and sizes, exactly.
@@ -748,7 +894,7 @@ def check_book_tickers(res: DepthBook) -> dict:
                       "book": ours[i].tolist(), "bookTicker": theirs[i].tolist()} for i in bad[:5]]
     return {"tickers": len(m.tickers["seq"]), "pairs": pairs, "mismatches": mismatches, "examples": examples}
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d048
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d054
 def _summary_counters(c: dict) -> dict:
     return {k: v for k, v in c.items() if k != "sync"} | {"sync": c["sync"]}
 
