@@ -6,8 +6,9 @@
 
 For each input, in one process that first compiles the loops on a tiny capture, the median of `--runs` passes of:
 
-  read      read_depth: gunzip, split lines, JSON (orjson, and the standard library's json for comparison),
-            decimal strings to exact digits
+  read      read_depth: gunzip, split lines, depthUpdate lines through the compiled scanner and the rest through
+            orjson, decimal strings to exact digits; for comparison also without the scanner (all lines through
+            orjson, then through the standard library's json)
   rebuild   rebuild from the messages read: ticks, Binance's sync rules, the book, BBO, depth (10 levels every
             100 ms) and events, as DataFrames
   total     both: what `depth_book` spends before writing parquet
@@ -42,11 +43,11 @@ def median_time(fn, runs: int):
 
 def measure(files: list, runs: int) -> dict:
     from mqbench.sources import binance_depth as bd
-    read = lambda: bd.read_depth(files)
-    t_read, msgs = median_time(read, runs)
+    t_read, msgs = median_time(lambda: bd.read_depth(files), runs)
+    t_orjson, _ = median_time(lambda: bd.read_depth(files, scan=False), max(1, runs // 2))
     saved = bd.loads
     bd.loads = json.loads
-    try: t_json, _ = median_time(read, max(1, runs // 2))
+    try: t_json, _ = median_time(lambda: bd.read_depth(files, scan=False), max(1, runs // 2))
     finally: bd.loads = saved
     t_book, res = median_time(lambda: bd.rebuild(msgs, levels=10, every_ms=100), runs)
     n = msgs.messages
@@ -54,10 +55,11 @@ def measure(files: list, runs: int) -> dict:
     levels = int(sum(((msgs.diffs[o][1:] - msgs.diffs[o][:-1])[applied]).sum() for o in ("b_off", "a_off")))
     return {"input": [str(f) for f in files], "bytes": sum(os.path.getsize(f) for f in files), "messages": n,
             "diffs_applied": int(applied.sum()), "levels_applied": levels, "gaps": res.counters["gaps"],
-            "read_s": round(t_read, 3), "read_json_stdlib_s": round(t_json, 3), "rebuild_s": round(t_book, 3),
-            "read_msgs_per_s": round(n / t_read), "read_msgs_per_s_stdlib_json": round(n / t_json),
-            "rebuild_msgs_per_s": round(n / t_book), "rebuild_diffs_per_s": round(applied.sum() / t_book),
-            "rebuild_levels_per_s": round(levels / t_book), "total_msgs_per_s": round(n / (t_read + t_book)),
+            "read_s": round(t_read, 3), "read_no_scanner_s": round(t_orjson, 3), "read_no_scanner_stdlib_json_s": round(t_json, 3),
+            "rebuild_s": round(t_book, 3), "read_msgs_per_s": round(n / t_read), "read_msgs_per_s_no_scanner": round(n / t_orjson),
+            "read_msgs_per_s_no_scanner_stdlib_json": round(n / t_json), "rebuild_msgs_per_s": round(n / t_book),
+            "rebuild_diffs_per_s": round(applied.sum() / t_book), "rebuild_levels_per_s": round(levels / t_book),
+            "total_msgs_per_s": round(n / (t_read + t_book)),
             "book_tickers": {k: v for k, v in bd.check_book_tickers(res).items() if k != "examples"}}
 
 
@@ -80,7 +82,8 @@ def main():
     import orjson
     res = {"machine": machine(orjson=orjson.__version__, json_lib=bd.JSON_LIB), "runs": a.runs,
            "results": {name: measure(files, a.runs) for name, files in inputs.items()}}
-    cols = [("messages", 10), ("read_msgs_per_s", 16), ("read_msgs_per_s_stdlib_json", 28), ("rebuild_msgs_per_s", 19),
+    cols = [("messages", 10), ("read_msgs_per_s", 16), ("read_msgs_per_s_no_scanner", 27),
+            ("read_msgs_per_s_no_scanner_stdlib_json", 39), ("rebuild_msgs_per_s", 19),
             ("rebuild_diffs_per_s", 20), ("rebuild_levels_per_s", 21), ("total_msgs_per_s", 17)]
     print(f"{'input':<28}" + "".join(f" {c:>{w}}" for c, w in cols))
     for name, r in res["results"].items():

@@ -761,12 +761,13 @@ def _is_csv(path: Path) -> bool:
     try: return _first_fields(input_file(path))[:2] == DEPTH_CSV[:2]
     except SourceError: return False
 
-def read_depth(files) -> DepthMessages:
-    "Read captures and historical depth CSVs (paths or glob patterns, in the order given) into one set of messages."
+def read_depth(files, *, scan: bool = True) -> DepthMessages:
+    """Read captures and historical depth CSVs (paths or glob patterns, in the order given) into one set of messages;
+    `scan`: depthUpdate lines through the compiled scanner (else all through JSON)."""
     paths, parts, seq = expand_paths(files), [], 0
     for k, p in enumerate(paths):
         if not p.is_file(): raise SourceError(p, "no such file")
-        part = read_depth_csv(p, file_no=k, seq0=seq) if _is_csv(p) else read_capture(p, file_no=k, seq0=seq)
+        part = read_depth_csv(p, file_no=k, seq0=seq) if _is_csv(p) else read_capture(p, file_no=k, seq0=seq, scan=scan)
         seq = _row_span(part, seq)
         parts.append(part)
     return concat_messages(parts)
