@@ -26,10 +26,10 @@ except ImportError:                           # pragma: no cover
     loads, JSON_LIB = json.loads, "json"
 
 # %% auto #0
-__all__ = ['FLUSH_LINES', 'DEPTH_CSV', 'RESET', 'APPLY', 'INVALIDATE', 'BBO_COLS', 'EVENT_COLS', 'DepthMessages', 'decimals',
-           'read_capture', 'scan_diffs', 'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan', 'set_level',
-           'rebuild_book', 'DepthBook', 'read_depth', 'rebuild', 'synthetic_capture', 'check_book_tickers',
-           'depth_book', 'prepare_binance_depth']
+__all__ = ['FLUSH_LINES', 'DEPTH_CSV', 'RESET', 'APPLY', 'INVALIDATE', 'BBO_COLS', 'EVENT_COLS', 'DENSE_MAX', 'DepthMessages',
+           'decimals', 'read_capture', 'scan_diffs', 'read_depth_csv', 'concat_messages', 'in_ticks', 'sync_plan',
+           'set_level', 'rebuild_book', 'rebuild_book_dense', 'DepthBook', 'read_depth', 'rebuild', 'synthetic_capture',
+           'check_book_tickers', 'depth_book', 'prepare_binance_depth']
 
 # %% ../../nbs/04f_sources_binance_depth.ipynb #d007
 _KEYS = ("sym", "seq", "line", "ts_ns", "local_ns")            # what every message row has
@@ -667,6 +667,98 @@ def rebuild_book(steps, snap_b, snap_a, diff_b, diff_a, d_ts, d_u, levels, every
     return n_bbo, n_ev, n_dep
 
 # %% ../../nbs/04f_sources_binance_depth.ipynb #d036
+DENSE_MAX = 1 << 23          # price range (in ticks) up to which a side is an array indexed by price: 64 MiB a side at most
+
+@_jit
+def _dense_next(q, i, step):
+    "The next index from i (exclusive) in direction `step` with a quantity; -1 if none."
+    i += step
+    while 0 <= i < q.shape[0] and q[i] == 0: i += step
+    return i if 0 <= i < q.shape[0] else -1
+
+@_jit
+def _dense_set(q, best, i, qty, step):
+    "Set q[i] = qty on a side whose best index is `best` (`step` -1 for bids, +1 for asks); (old quantity, new best)."
+    old = q[i]; q[i] = qty
+    if qty > 0:
+        if best < 0 or (i - best) * step < 0: best = i
+    elif i == best:
+        best = _dense_next(q, best, step)
+    return old, best
+
+@_jit
+def _dense_side(dep, r, col, q, i, step, lo, L):
+    "A side's first L levels, walked out from its best index i, into dep[r, col:col + 2L]: prices, then quantities."
+    for k in range(L):
+        dep[r, col + k] = lo + i if i >= 0 else 0
+        dep[r, col + L + k] = q[i] if i >= 0 else 0
+        if i >= 0: i = _dense_next(q, i, step)
+
+@_jit
+def _dense_row(dep, r, ts, u, qb, bb, qa, ba, lo, L):
+    "The first L levels a side into row r of `dep`, as `_depth_row` writes them."
+    dep[r, 0] = ts; dep[r, 1] = u
+    _dense_side(dep, r, 2, qb, bb, -1, lo, L)
+    _dense_side(dep, r, 2 + 2 * L, qa, ba, 1, lo, L)
+    return r + 1
+
+@_jit
+def _dense_levels(px, qty, a, b, q, best, step, lo, ts, u, side, bid, ask, ev, e):
+    "Apply one side of a diff to a price-indexed side, writing events as `_levels` does."
+    for k in range(a, b):
+        old, best = _dense_set(q, best, px[k] - lo, qty[k], step)
+        if qty[k] == old: continue
+        ev[e, 0] = ts; ev[e, 1] = u; ev[e, 3] = side; ev[e, 4] = px[k]; ev[e, 6] = bid; ev[e, 7] = ask
+        ev[e, 2] = _DELETE if qty[k] == 0 else _ADD if qty[k] > old else _CANCEL
+        ev[e, 5] = abs(qty[k] - old)
+        e += 1
+    return best, e
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d037
+@_jit
+def rebuild_book_dense(steps, snap_b, snap_a, diff_b, diff_a, d_ts, d_u, levels, every_ns, bbo, ev, dep, tops, lo, size):
+    """`rebuild_book` with each side an array of quantities indexed by price - lo (`size` prices): setting a level is
+    one store wherever it is in the book. Writes the same rows."""
+    qb, qa = np.zeros(size, np.int64), np.zeros(size, np.int64)
+    bb, ba, n_bbo, n_ev, n_dep = -1, -1, 0, 0, 0
+    last = np.full(4, -1, np.int64)
+    dirty, tick, last_ts, u = False, 0, np.iinfo(np.int64).min, 0
+    for s in range(steps.shape[0]):
+        kind, i = steps[s, 0], steps[s, 1]
+        if kind == RESET:
+            qb[:] = 0; qa[:] = 0; bb, ba = -1, -1
+            off, px, qty = snap_b
+            for k in range(off[i], off[i + 1]): _, bb = _dense_set(qb, bb, px[k] - lo, qty[k], -1)
+            off, px, qty = snap_a
+            for k in range(off[i], off[i + 1]): _, ba = _dense_set(qa, ba, px[k] - lo, qty[k], 1)
+            continue
+        ts = max(d_ts[i], last_ts); last_ts = ts
+        if every_ns > 0:
+            t = (ts + every_ns - 1) // every_ns * every_ns
+            if dirty and t != tick: n_dep = _dense_row(dep, n_dep, tick, u, qb, bb, qa, ba, lo, levels)
+            dirty, tick = True, t
+        u = d_u[i]
+        if kind == INVALIDATE:
+            qb[:] = 0; qa[:] = 0; bb, ba = -1, -1
+        else:
+            bid, ask = lo + bb if bb >= 0 else 0, lo + ba if ba >= 0 else 0
+            off, px, qty = diff_b
+            bb, n_ev = _dense_levels(px, qty, off[i], off[i + 1], qb, bb, -1, lo, ts, u, _BID, bid, ask, ev, n_ev)
+            off, px, qty = diff_a
+            ba, n_ev = _dense_levels(px, qty, off[i], off[i + 1], qa, ba, 1, lo, ts, u, _ASK, bid, ask, ev, n_ev)
+        top = (lo + bb if bb >= 0 else 0, qb[bb] if bb >= 0 else 0, lo + ba if ba >= 0 else 0, qa[ba] if ba >= 0 else 0)
+        if kind == APPLY:
+            for j in range(4): tops[i, j] = top[j]
+        if top[0] != last[0] or top[1] != last[1] or top[2] != last[2] or top[3] != last[3]:
+            bbo[n_bbo, 0] = ts; bbo[n_bbo, 1] = u
+            for j in range(4):
+                bbo[n_bbo, 2 + j] = top[j]; last[j] = top[j]
+            n_bbo += 1
+        if every_ns == 0: n_dep = _dense_row(dep, n_dep, ts, u, qb, bb, qa, ba, lo, levels)
+    if dirty: n_dep = _dense_row(dep, n_dep, tick, u, qb, bb, qa, ba, lo, levels)
+    return n_bbo, n_ev, n_dep
+
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d039
 _PX_COLS = {"bbo": ["bid_px", "ask_px"], "trades": ["price"], "events": ["price", "mid_before", "spread_before"]}
 _SZ_COLS = {"bbo": ["bid_sz", "ask_sz"], "trades": ["size"], "events": ["size"]}
 
@@ -711,11 +803,20 @@ class DepthBook:
         c = self.counters
         return f"DepthBook({rows}; {c['messages']:,} messages, {len(self.decimals)} symbols, gaps={c['gaps']})"
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d037
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d040
 def _frame(cols: dict, sym: int, name: str) -> pd.DataFrame:
     n = len(next(iter(cols.values())))
     head = {"ts_ns": cols.pop("ts_ns"), "locate": np.full(n, sym + 1, np.uint16), "symbol": np.full(n, name, object)}
     return pd.DataFrame({**head, **cols})
+
+def _price_range(m: DepthMessages, sym: int) -> tuple[int, int]:
+    "The lowest and highest price (ticks) of symbol `sym`'s snapshot and diff levels; (0, 0) if it has none."
+    lo, hi = None, None
+    for t in (m.diffs, m.snaps):
+        for side in ("b", "a"):
+            px = t[f"{side}_px"][np.repeat(t["sym"], np.diff(t[f"{side}_off"])) == sym]
+            if len(px): lo, hi = min(px.min(), lo if lo is not None else px.min()), max(px.max(), hi if hi is not None else px.max())
+    return (int(lo), int(hi)) if lo is not None else (0, 0)
 
 def _symbol_tables(m, sym, steps, levels, every_ns, tops):
     "Rebuild one symbol's book along `steps`; its bbo, depth and events frames, in ticks."
@@ -725,9 +826,11 @@ def _symbol_tables(m, sym, steps, levels, every_ns, tops):
     n = len(steps) + 1
     bbo, ev = np.zeros((n, BBO_COLS), np.int64), np.zeros((n_lv, EVENT_COLS), np.int64)
     dep = np.zeros((n, 2 + 4 * levels), np.int64)
-    nb_, ne, nd = rebuild_book(steps, (s["b_off"], s["b_px"], s["b_qty"]), (s["a_off"], s["a_px"], s["a_qty"]),
-                               (d["b_off"], d["b_px"], d["b_qty"]), (d["a_off"], d["a_px"], d["a_qty"]),
-                               d["ts_ns"], d["u"], levels, every_ns, bbo, ev, dep, tops)
+    args = (steps, (s["b_off"], s["b_px"], s["b_qty"]), (s["a_off"], s["a_px"], s["a_qty"]), (d["b_off"], d["b_px"], d["b_qty"]),
+            (d["a_off"], d["a_px"], d["a_qty"]), d["ts_ns"], d["u"], levels, every_ns, bbo, ev, dep, tops)
+    lo, hi = _price_range(m, sym)
+    dense = hi - lo < DENSE_MAX
+    nb_, ne, nd = rebuild_book_dense(*args, lo, hi - lo + 1) if dense else rebuild_book(*args)
     name = m.symbols[sym]
     bbo = _frame(dict(zip(["ts_ns", "update_id", "bid_px", "bid_sz", "ask_px", "ask_sz"], bbo[:nb_].T)), sym, name)
     dep = _frame({"ts_ns": dep[:nd, 0], "update_id": dep[:nd, 1], **dict(zip(book.depth_columns(levels), dep[:nd, 2:].T))}, sym, name)
@@ -755,7 +858,7 @@ def _sorted(frames: list) -> pd.DataFrame:
     t = pd.concat(frames, ignore_index=True)
     return t.iloc[np.argsort(t["ts_ns"].to_numpy(), kind="stable")].reset_index(drop=True)
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d038
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d041
 def _is_csv(path: Path) -> bool:
     "Whether `path` is a historical depth CSV (its first line the header) rather than a capture."
     try: return _first_fields(input_file(path))[:2] == DEPTH_CSV[:2]
@@ -809,7 +912,7 @@ def rebuild(messages: DepthMessages, *, symbols=None, levels: int = 10, every_ms
                 "seconds": round(time.perf_counter() - t0, 3), "sync": sync}
     return DepthBook(tables["bbo"], _sorted([trades]), tables["depth"], tables["events"], counters, decimals, m, tops, applied)
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d040
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d043
 def synthetic_capture(path, *, diffs: int = 2000, spot: bool = False, symbol: str = "TESTUSDT", snapshot_every: int = 500,
                       snapshot_delay: int = 3, drop: tuple = (), seed: int = 0) -> dict:
     """Write a capture in the collector's layout from a random price-level book (prices with 2 decimals, quantities
@@ -869,7 +972,7 @@ def synthetic_capture(path, *, diffs: int = 2000, spot: bool = False, symbol: st
     Path(path).write_bytes(gzip.compress(data, 1) if str(path).endswith(".gz") else data)
     return {"truth": truth, "dropped": dropped, "lines": len(lines)}
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d047
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d052
 def check_book_tickers(res: DepthBook) -> dict:
     """Compare every bookTicker whose update id `u` equals an applied diff's final update id with the book after that diff,
     as the bbo table gives it (its last row at or before that update id): best bid and ask, prices and sizes, exactly.
@@ -895,7 +998,7 @@ def check_book_tickers(res: DepthBook) -> dict:
                       "book": ours[i].tolist(), "bookTicker": theirs[i].tolist()} for i in bad[:5]]
     return {"tickers": len(m.tickers["seq"]), "pairs": pairs, "mismatches": mismatches, "examples": examples}
 
-# %% ../../nbs/04f_sources_binance_depth.ipynb #d054
+# %% ../../nbs/04f_sources_binance_depth.ipynb #d059
 def _summary_counters(c: dict) -> dict:
     return {k: v for k, v in c.items() if k != "sync"} | {"sync": c["sync"]}
 
