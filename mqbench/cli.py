@@ -204,6 +204,30 @@ def _itch_parser(sub):
             k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots on every event")
         k.set_defaults(func=func)
 
+# %% ../nbs/20_cli.ipynb #nbinbk1
+def _binance_book(a):
+    from mqbench.sources.binance_depth import depth_book
+    summary = depth_book(a.files, a.out, symbols=a.symbols, levels=a.levels, every_ms=a.every_ms or None)
+    print(json.dumps(summary, indent=2, default=str))
+
+@command
+def _binance_parser(sub):
+    b = subparser(sub, "binance", "read Binance depth streams", "Read Binance depth streams: websocket captures "
+                  "(`<local ns> <json>` lines, gzip or plain: a REST snapshot, depthUpdate, bookTicker, trades), spot or USD-M "
+                  "futures, and Binance's historical USD-M depth CSVs.")
+    bsub = b.add_subparsers(dest="binance_command", required=True, metavar="BINANCE_COMMAND")
+    k = subparser(bsub, "book", "rebuild the order books: BBO changes, depth snapshots, trades and events as parquet",
+                  "Rebuild each symbol's price-level book by Binance's synchronisation rules (gaps counted and resynchronised "
+                  "from the next snapshot, never bridged) and write the tables `mqbench itch book` writes, with update ids; "
+                  "every bookTicker that names a diff's update id is checked against the book.")
+    k.add_argument("files", nargs="+", help="captures or historical depth CSVs: files or glob patterns")
+    out_option(k, "output folder")
+    symbols_option(k)
+    k.add_argument("--levels", type=int, default=10, help="price levels per side in each snapshot")
+    k.add_argument("--every-ms", type=float, default=100.0, help="snapshot clock in milliseconds; 0 snapshots after every diff")
+    k.set_defaults(func=_binance_book)
+
+
 # %% ../nbs/20_cli.ipynb #nf0fe8b
 def _synth(a):
     from mqbench import synth
@@ -339,6 +363,10 @@ def _prepare_synth(P, a, out: Path, kw: dict) -> dict:
     from mqbench.days import synth_days, weekdays
     return _days_dataset(a, synth_days(weekdays(a.start, a.days), symbols=a.n_symbols, hours=a.hours, seed=a.seed), out)
 
+def _prepare_depth(P, a, out: Path, kw: dict) -> dict:
+    from mqbench.sources.binance_depth import prepare_binance_depth
+    return prepare_binance_depth(a.input, out, dataset_config(a, "binance_depth"), symbols=a.symbols, levels=a.levels, **kw)
+
 def _source(psub, name: str, help: str, run) -> argparse.ArgumentParser:
     p = subparser(psub, name, help)
     dataset_options(p, name)
@@ -378,6 +406,10 @@ def _prepare_parser(sub):
     p = _source(psub, "lobster", "from a LOBSTER message file and its orderbook file", lambda P, a, out, kw: P.prepare_lobster(
         a.input, out, dataset_config(a, "lobster"), orderbook_csv=a.orderbook, **kw))
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
+    p = _source(psub, "binance-depth", "from Binance depth streams (captures or historical depth CSVs): the books rebuilt",
+                _prepare_depth)
+    p.add_argument("--input", required=True, nargs="+", help="captures or historical depth CSVs: files or glob patterns")
+    symbols_option(p); p.add_argument("--levels", type=int, default=10, help="book levels per side")
     p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
 # %% ../nbs/20_cli.ipynb #n7728b3

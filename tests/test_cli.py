@@ -261,3 +261,18 @@ def test_prepare_many_days_then_train(tmp_path):
     assert p.returncode == 1 and "3 days split by time" in p.stderr and "Traceback" not in p.stderr
     p = mq(*args[:-1], tmp_path / "y", "--train-days", "2026-03-02", ok=False)
     assert p.returncode == 1 and "--eval-days, --test-days missing" in p.stderr
+
+
+def test_binance_depth_book_and_dataset(tmp_path):
+    "The real USD-M ETHUSDT capture: its book rebuilt (every comparable bookTicker equal), then a dataset of it."
+    from mqbench.core import real_data_dir
+    capture = real_data_dir() / "binance_usdm_ethusdt_20240808_streams.gz"
+    out = mq("binance", "book", capture, "--out", tmp_path / "book").stdout
+    summary = json.loads(out[out.index("{"):])
+    assert summary["book_tickers"]["pairs"] > 500 and summary["book_tickers"]["mismatches"] == 0 and summary["gaps"] == 0
+    bbo = pq.read_table(tmp_path / "book" / "bbo.parquet").to_pandas()
+    assert {"update_id", "bid_px", "bid_sz", "ask_px", "ask_sz"} <= set(bbo.columns) and (bbo["ask_px"] > bbo["bid_px"]).all()
+    out = mq("prepare", "binance-depth", "--input", capture, "--out", tmp_path / "ds", "--sequence-length", 20).stdout
+    assert "1 symbol(s)" in out and json.loads((tmp_path / "ds" / "stats.json").read_text())["counts"]["train_windows"] > 1000
+    p = mq("binance", "book", tmp_path / "none.gz", "--out", tmp_path / "x", ok=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
