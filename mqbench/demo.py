@@ -129,7 +129,8 @@ def leaderboard_line(h: dict) -> str:
     return (f"leaderboard: best {h.get('best_model')} (macro-F1 {h.get('best_macro_f1')}, 99% lower end {h.get('best_macro_f1_lo')}); "
             f"the best neural model, {h.get('best_neural')} ({h.get('neural_macro_f1')}), {vs or 'has nothing to compare with'}; "
             f"published targets {'met' if h.get('meets_targets') else 'not met'}"
-            + "".join(f"; {k[:-9].replace('_', '-')} (LoRA) {v}" for k, v in h.items() if k.startswith("lora_") and k.endswith("_macro_f1")))
+            + "".join(f"; {k[:-9].replace('_', '-')} (LoRA) {v}" for k, v in h.items()
+                      if k.startswith("lora_") and k.endswith("_macro_f1")))
 
 # %% ../nbs/15_demo.ipynb #d103
 def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
@@ -137,7 +138,8 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
              verbose: bool = False) -> dict:
     """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
     them (the `train` report), then the backtest, stylized-facts, ablation and leaderboard reports (the decoder
-    fine-tuned with LoRA on the balanced labels among its rows), and `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
+    fine-tuned with LoRA on the balanced labels among its rows), and `reports/index.html`. Data goes under `out_dir`
+    (default data/demo); the ablation grid is micro and tiny models
     on one symbol and on all, for `ablation_budgets` steps; `leaderboard` overrides parameters of the leaderboard
     (`LEADERBOARD` holds the main job's). Each report shows a
     bar of its cells and then its headline (`verbose`: papermill's log of every cell instead; nothing with `echo=None`).
