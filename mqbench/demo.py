@@ -119,7 +119,7 @@ def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int
 
 # %% ../nbs/15_demo.ipynb #n7dd910
 LEADERBOARD = dict(seeds=3, preset="micro", steps=100, batch_size=16, eval_every=50, eval_windows=256, stride=10, n_boot=1000,
-                   latency_calls=100)
+                   latency_calls=100, finetune_input="events", finetune_steps=60, finetune_n_events=64)
 
 def leaderboard_line(h: dict) -> str:
     "The leaderboard's headline in one line: the best model and the best neural one, with its verdicts."
@@ -128,15 +128,18 @@ def leaderboard_line(h: dict) -> str:
     vs = ", ".join(said.get(v, "{} " + str(v)).format(k[3:]) for k, v in h.items() if k.startswith("vs_"))
     return (f"leaderboard: best {h.get('best_model')} (macro-F1 {h.get('best_macro_f1')}, 99% lower end {h.get('best_macro_f1_lo')}); "
             f"the best neural model, {h.get('best_neural')} ({h.get('neural_macro_f1')}), {vs or 'has nothing to compare with'}; "
-            f"published targets {'met' if h.get('meets_targets') else 'not met'}")
+            f"published targets {'met' if h.get('meets_targets') else 'not met'}"
+            + "".join(f"; {k[:-9].replace('_', '-')} (LoRA) {v}" for k, v in h.items()
+                      if k.startswith("lora_") and k.endswith("_macro_f1")))
 
 # %% ../nbs/15_demo.ipynb #d103
 def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, steps: int = 200, preset: str = "tiny",
              ablation_budgets: str = "40,120", leaderboard: dict | None = None, reports_root=None, echo=print,
              verbose: bool = False) -> dict:
     """The main job: a synthetic day and its books (`day_summary`), its dataset, event tokens, a decoder trained on
-    them (the `train` report), then the backtest, stylized-facts, ablation and leaderboard reports, and
-    `reports/index.html`. Data goes under `out_dir` (default data/demo); the ablation grid is micro and tiny models
+    them (the `train` report), then the backtest, stylized-facts, ablation and leaderboard reports (the decoder
+    fine-tuned with LoRA on the balanced labels among its rows), and `reports/index.html`. Data goes under `out_dir`
+    (default data/demo); the ablation grid is micro and tiny models
     on one symbol and on all, for `ablation_budgets` steps; `leaderboard` overrides parameters of the leaderboard
     (`LEADERBOARD` holds the main job's). Each report shows a
     bar of its cells and then its headline (`verbose`: papermill's log of every cell instead; nothing with `echo=None`).
@@ -164,7 +167,7 @@ def main_job(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int = 
             ("stylized_facts", dict(run=str(run), context=128, horizon=256, n_contexts=32)),
             ("ablation", dict(data=str(out_dir / "tokens"), capacities="micro,tiny", budgets=ablation_budgets, batch_size=8,
                               eval_windows=128, context=128, horizon=128, out=str(out_dir / "ablation"))),
-            ("leaderboard", {"dataset": str(out_dir / "dataset"), "out": str(out_dir / "leaderboard"),
+            ("leaderboard", {"dataset": str(out_dir / "dataset"), "out": str(out_dir / "leaderboard"), "finetune_base": str(run),
                              **LEADERBOARD, **(leaderboard or {})})]
     done = {}
     for name, params in plan:

@@ -874,6 +874,7 @@ class Entry:
     train_seconds: float | None = None   # training time, the mean over seeds
     latency: dict | None = None          # batch-1 CPU latency (`latency`): p50_ms, p99_ms
     runs: list = field(default_factory=list)   # the run folders, one per seed
+    total_params: int | None = None      # every parameter, a frozen base's included (None: `params` are all of them)
 
 def _summary(run_dir) -> dict:
     "The summary the trainer recorded in a run's manifest ({} when there is none)."
@@ -885,10 +886,14 @@ def run_entry(run_dirs, split: str = "test", *, name: str | None = None, family:
     """A leaderboard row from the runs of one model, one per seed: the probabilities of each on `split` (`predict_run`;
     `stride`: every stride-th window),
     the parameter count and mean training time from their summaries, the batch-1 CPU latency of the first (none with
-    `latency_calls=0`). The name defaults to the classifier's; the family to neural for the torch registry, else tabular."""
+    `latency_calls=0`). The name defaults to the classifier's; the family to neural for the torch registry, else tabular.
+    Fine-tune runs (`finetune.finetune`) are scored by `finetune.finetune_entry`: their merged models, family finetune."""
     from mqbench.classifiers import CLASSIFIERS
     runs = [str(run_dirs)] if isinstance(run_dirs, (str, Path)) else [str(r) for r in run_dirs]
     if not runs: raise MqbenchError("no runs to score")
+    if (Path(runs[0]) / "finetune.json").exists():
+        from mqbench.finetune import finetune_entry
+        return finetune_entry(runs, split, name=name, family=family, data=data, stride=stride, latency_calls=latency_calls, threads=threads)
     preds = [predict_run(r, split, which, data=data, stride=stride, batch_size=batch_size) for r in runs]
     model, info = load_run_model(runs[0], which, "cpu", task="classify")
     clf = info.get("classifier") or type(model).__name__
@@ -964,7 +969,7 @@ def leaderboard(dataset_dir, entries, split: str = "test", *, stride: int = 1, b
     as the entries' predictions are), each metric with its `level` block-bootstrap interval (`block`: scored windows
     per block, default `block_length` over the stride). The table, one row per predictor,
     best macro-F1 first: family, seeds; macro_f1, accuracy, weighted_f1, mcc, each with _lo, _hi and _sd (over seeds);
-    recall_DOWN, recall_NEUTRAL, recall_UP; params, train_seconds, latency_p50_ms, latency_p99_ms."""
+    recall_DOWN, recall_NEUTRAL, recall_UP; params (trainable), total_params, train_seconds, latency_p50_ms, latency_p99_ms."""
     from mqbench.features import load_dataset
     t0 = time.perf_counter()
     ds = load_dataset(dataset_dir)
@@ -985,8 +990,8 @@ def leaderboard(dataset_dir, entries, split: str = "test", *, stride: int = 1, b
                      **{c: iv.table.at[e.name, c] for k in ("macro_f1", "accuracy", "weighted_f1", "mcc")
                         for c in (k, f"{k}_lo", f"{k}_hi", f"{k}_sd")},
                      **{f"recall_{c}": float(r) for c, r in zip(CLASSES, recall)},
-                     "params": e.params, "train_seconds": e.train_seconds,
-                     "latency_p50_ms": lat.get("p50_ms"), "latency_p99_ms": lat.get("p99_ms")})
+                     "params": e.params, "total_params": e.total_params if e.total_params is not None else e.params,
+                     "train_seconds": e.train_seconds, "latency_p50_ms": lat.get("p50_ms"), "latency_p99_ms": lat.get("p99_ms")})
     table = pd.DataFrame(rows).set_index("predictor").sort_values("macro_f1", ascending=False, kind="stable")
     table["seeds"] = table["seeds"].astype(int)
     info = {"dataset": str(dataset_dir), "split": split, "windows": int(len(y)), "stride": int(stride),
