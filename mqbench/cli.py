@@ -534,6 +534,22 @@ def _train_parser(sub):
     g.add_argument("--show", type=int, default=20, help="decoded rows to print")
     g.set_defaults(func=_generate)
 
+# %% ../nbs/20_cli.ipynb #nfinetu1
+def _finetune(a):
+    from mqbench.finetune import FinetuneConfig, finetune
+    run = finetune(FinetuneConfig(**config_values(a, a._finetune_fields, "f_")))
+    print(json.dumps(json.loads((run / "finetune.json").read_text()), indent=2))
+
+@command
+def _finetune_parser(sub):
+    p = subparser(sub, "finetune", "LoRA fine-tune of a pretrained causal LM (or of a decoder run) for the window's label",
+                  "Fine-tune a local Hugging Face causal LM (Llama 4's routed experts included) or an mqbench decoder run with "
+                  "LoRA for the label of a dataset's windows (text prompts, the windows as numbers, or the event tokens before "
+                  "them), by the one trainer's loop; writes the adapter and the merged checkpoint in the run folder.")
+    fields = add_config_options(p, "mqbench.finetune", "FinetuneConfig", prefix="f_", aliases={"load_in_4bit": ["--4bit"]})
+    p.set_defaults(func=_finetune, _finetune_fields=fields, _required=(("--base", "f_base"), ("--data", "f_data")))
+
+
 # %% ../nbs/20_cli.ipynb #rep1
 def _report_list(name):
     from mqbench import reports

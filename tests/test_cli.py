@@ -105,6 +105,7 @@ def test_demo_makes_every_report(tmp_path):
     args = ["demo", "--n-symbols", 3, "--hours", 0.1, "--steps", 30, "--preset", "micro", "--ablation-budgets", "5,15",
             "--leaderboard-param", "seeds", 1, "--leaderboard-param", "steps", 20, "--leaderboard-param", "eval_windows", 64,
             "--leaderboard-param", "n_boot", 200, "--leaderboard-param", "latency_calls", 20,
+            "--leaderboard-param", "finetune_steps", 10, "--leaderboard-param", "finetune_n_events", 32,
             "--out", tmp_path / "data" / "demo", "--reports-root", tmp_path / "reports"]
     p = subprocess.run([str(MQBENCH), *map(str, args)], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -121,6 +122,8 @@ def test_demo_makes_every_report(tmp_path):
     bt = json.loads(next((tmp_path / "reports" / "backtest").glob("*/run.json")).read_text())["headline"]
     assert bt["beats_every_baseline"] == (bt["model_loss"] < bt["baseline_loss"])
     assert "the main job took" in p.stdout
+    board = json.loads(next((tmp_path / "reports" / "leaderboard").glob("*/run.json")).read_text())["headline"]
+    assert "lora_events_macro_f1" in board, "the order-flow base fine-tuned with LoRA is a leaderboard row"
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +279,17 @@ def test_binance_depth_book_and_dataset(tmp_path):
     assert "1 symbol(s)" in out and json.loads((tmp_path / "ds" / "stats.json").read_text())["counts"]["train_windows"] > 1000
     p = mq("binance", "book", tmp_path / "none.gz", "--out", tmp_path / "x", ok=False)
     assert p.returncode == 1 and "Traceback" not in p.stderr
+
+
+def test_finetune_tiny_llama4(example_dataset, tmp_path):
+    "`mqbench finetune` on a tiny random Llama 4 (saved locally): LoRA on the routed experts too, adapter and merged checkpoint."
+    from mqbench.finetune import tiny_base
+    base = tiny_base("llama4", tmp_path / "base")
+    out = mq("finetune", "--base", base, "--data", example_dataset, "--input", "numbers", "--steps", 4, "--eval-every", 4,
+             "--lora-r", 4, "--lora-alpha", 8, "--out", tmp_path / "run").stdout
+    summary = json.loads(out[out.index("{"):])
+    assert summary["steps"] == 4 and 0 < summary["params"] < summary["total_params"], summary
+    assert (tmp_path / "run" / "adapter" / "adapter_config.json").exists() and (tmp_path / "run" / "merged" / "config.json").exists()
+    assert "experts" in json.dumps(json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())["target_parameters"])
+    p = mq("finetune", "--base", tmp_path / "nowhere", "--data", example_dataset, "--out", tmp_path / "x", ok=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "nowhere" in p.stderr
