@@ -393,6 +393,7 @@ class BookFeed(_BookState):
         self._codes = np.array([symbol_code(s) for s in symbols], np.int64)
         self._sym, self._dir_at = np.full(1 << 16, -1, np.int64), -1
         self._parts = ([], [], [])
+        self._none = tuple(np.zeros((b.shape[0], 0), np.int64) for b in (self._O[0], self._O[1], self._O[3]))   # no rows
 
     def _symbol_index(self):
         "Locate -> index in `symbols`, rebuilt when the stock directory grew."
@@ -415,8 +416,8 @@ class BookFeed(_BookState):
 
     def _collect(self):
         out = []
-        for part, buf in zip(self._parts, (self._O[0], self._O[1], self._O[3])):
-            out.append(np.concatenate(part, axis=1) if len(part) > 1 else part[0] if part else np.zeros((buf.shape[0], 0), np.int64))
+        for part, none in zip(self._parts, self._none):
+            out.append(np.concatenate(part, axis=1) if len(part) > 1 else part[0] if part else none)
             part.clear()
         return tuple(out)
 
@@ -496,50 +497,81 @@ class GridClock:
         return out
 
 # %% ../nbs/16_stream.ipynb #ne559f3
-@patch
-def _close(self: GridClock, tau: int, last: bool) -> dict:
-    "The grid row of tick `tau`, from the rows pending up to it (`features.grid_from_book`, one tick at a time)."
-    N, L = self.N, self.L
-    bbo, trades, depth = self._take(tau, last)
-    for r in depth.T:                                          # the last snapshot of a tick is the state at the tick
-        if r[1] >= 0: self.book[:, r[1]] = r[2:].reshape(4, L)
-    ofi, hi, lo = np.zeros(N), np.full(N, -np.inf), np.full(N, np.inf)
-    for ts, s, b, bs, a, as_ in bbo.T.tolist():
+@numba.njit(cache=True)
+def _close_rows(bbo, trades, depth, tau, book, prev_bbo, seen_bbo, last_event, ofi, hi, lo, flows):
+    """The engine rows of one tick into the book, the order-flow imbalance, the mid's range and the trade flows
+    (`features._ofi` and `features._flows` one row at a time, in the same float64 operations and order)."""
+    L = book.shape[2]
+    for j in range(depth.shape[1]):                           # the last snapshot of a tick is the state at the tick
+        s = depth[1, j]
+        if s >= 0:
+            for q in range(4):
+                for k in range(L): book[q, s, k] = depth[2 + q * L + k, j]
+    for j in range(bbo.shape[1]):
+        ts, s = bbo[0, j], bbo[1, j]
         if s < 0: continue
-        b, bs, a, as_ = float(b), float(bs), float(a), float(as_)
-        if self.seen_bbo[s]:                                   # features._ofi, one row at a time
-            pb, pbs, pa, pas = self.prev_bbo[s].tolist()
-            e = bs * (b >= pb) - pbs * (b <= pb) - as_ * (a <= pa) + pas * (a >= pa)
+        b, bs, a, as_ = float(bbo[2, j]), float(bbo[3, j]), float(bbo[4, j]), float(bbo[5, j])
+        if seen_bbo[s]:
+            pb, pbs, pa, pas = prev_bbo[s, 0], prev_bbo[s, 1], prev_bbo[s, 2], prev_bbo[s, 3]
+            e = (bs * (1.0 if b >= pb else 0.0) - pbs * (1.0 if b <= pb else 0.0)
+                 - as_ * (1.0 if a <= pa else 0.0) + pas * (1.0 if a >= pa else 0.0))
             ofi[s] += e if (bs > 0 and as_ > 0 and pbs > 0 and pas > 0) else 0.0
         else:
             ofi[s] += 0.0
-        self.prev_bbo[s] = (b, bs, a, as_); self.seen_bbo[s] = True
+        prev_bbo[s, 0], prev_bbo[s, 1], prev_bbo[s, 2], prev_bbo[s, 3] = b, bs, a, as_
+        seen_bbo[s] = True
         if bs > 0 and as_ > 0 and a > b:
             m = (b + a) / 2 * PRICE_SCALE
-            hi[s] = max(hi[s], m); lo[s] = min(lo[s], m)
-        if ts <= tau: self.last_event[s] = max(self.last_event[s], ts)
-    flows = np.zeros((5, N))                                   # volume, notional, buy, sell, trades
-    for ts, s, price, size, aggressor, _match, _kind in trades.T.tolist():
+            if m > hi[s]: hi[s] = m
+            if m < lo[s]: lo[s] = m
+        if ts <= tau and ts > last_event[s]: last_event[s] = ts
+    for j in range(trades.shape[1]):
+        ts, s, aggressor = trades[0, j], trades[1, j], trades[4, j]
         if s < 0: continue
-        p, z = float(price) * PRICE_SCALE, float(size)
-        f = flows[:, s]
-        f[0] += z; f[1] += p * z; f[2] += z * (aggressor == SIDE_B); f[3] += z * (aggressor == SIDE_S); f[4] += 1.0
-        if ts <= tau: self.last_event[s] = max(self.last_event[s], ts)
-    bid_px, bid_sz, ask_px, ask_sz = (x.astype(np.float64) for x in self.book)
-    bid_px, ask_px = bid_px * PRICE_SCALE, ask_px * PRICE_SCALE
-    b1, a1 = bid_px[:, 0], ask_px[:, 0]
-    ok = (bid_sz[:, 0] > 0) & (ask_sz[:, 0] > 0) & (a1 > b1)
-    mid = np.where(ok, (b1 + a1) / 2, np.nan)
-    prev = mid if self.prev_mid is None else self.prev_mid
-    with np.errstate(invalid="ignore"):
-        high, low = np.fmax(np.fmax(hi, prev), mid), np.fmin(np.fmin(lo, prev), mid)
-    high[~np.isfinite(high)] = np.nan; low[~np.isfinite(low)] = np.nan
+        p, z = float(trades[2, j]) * PRICE_SCALE, float(trades[3, j])
+        flows[0, s] += z; flows[1, s] += p * z
+        flows[2, s] += z * (1.0 if aggressor == SIDE_B else 0.0); flows[3, s] += z * (1.0 if aggressor == SIDE_S else 0.0)
+        flows[4, s] += 1.0
+        if ts <= tau and ts > last_event[s]: last_event[s] = ts
+
+@numba.njit(cache=True)
+def _close_book(tau, book, last_event, prev_mid, hi, lo):
+    """The book at the tick in float64 prices (4, N, L), its mid, the mid's range over the interval and the ms since each
+    symbol's last event: `features.grid_from_book`'s array code, element by element (the same operations)."""
+    book_f = np.empty(book.shape)
+    N = book.shape[1]
+    for q in range(4):
+        for s in range(N):
+            for k in range(book.shape[2]):
+                v = float(book[q, s, k])
+                book_f[q, s, k] = v * PRICE_SCALE if q % 2 == 0 else v          # bid_px, bid_sz, ask_px, ask_sz
+    mid, high, low, since = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
+    for s in range(N):
+        b1, a1 = book_f[0, s, 0], book_f[2, s, 0]
+        mid[s] = (b1 + a1) / 2 if (book_f[1, s, 0] > 0 and book_f[3, s, 0] > 0 and a1 > b1) else np.nan
+        prev = prev_mid[s] if len(prev_mid) else mid[s]
+        h, lw = hi[s], lo[s]
+        for v in (prev, mid[s]):                               # np.fmax / np.fmin: a NaN loses
+            if h != h or v > h: h = v if v == v else h
+            if lw != lw or v < lw: lw = v if v == v else lw
+        high[s] = h if np.isfinite(h) else np.nan
+        low[s] = lw if np.isfinite(lw) else np.nan
+        e = last_event[s]
+        since[s] = np.nan if e == np.iinfo(np.int64).min else (tau - e) / 1e6
+    return book_f, mid, high, low, since
+
+@patch
+def _close(self: GridClock, tau: int, last: bool) -> dict:
+    "The grid row of tick `tau`, from the rows pending up to it (`features.grid_from_book`, one tick at a time)."
+    N = self.N
+    ofi, hi, lo, flows = np.zeros(N), np.full(N, -np.inf), np.full(N, np.inf), np.zeros((5, N))  # flows: volume, notional, buy, sell, count
+    _close_rows(*self._take(tau, last), tau, self.book, self.prev_bbo, self.seen_bbo, self.last_event, ofi, hi, lo, flows)
+    prev = np.zeros(0) if self.prev_mid is None else self.prev_mid                   # none at the first tick
+    book, mid, high, low, since = _close_book(tau, self.book, self.last_event, prev, hi, lo)
     self.prev_mid = mid
-    none = self.last_event == np.iinfo(np.int64).min
-    since = np.where(none, np.nan, (tau - np.where(none, tau, self.last_event)) / 1e6)
     return {"ts": tau, "mid": mid, "high": high, "low": low, "volume": flows[0], "notional": flows[1],
-            "buy_volume": flows[2], "sell_volume": flows[3], "trades": flows[4], "bid_px": bid_px, "bid_sz": bid_sz,
-            "ask_px": ask_px, "ask_sz": ask_sz, "ofi": ofi, "since_event_ms": since}
+            "buy_volume": flows[2], "sell_volume": flows[3], "trades": flows[4], "bid_px": book[0], "bid_sz": book[1],
+            "ask_px": book[2], "ask_sz": book[3], "ofi": ofi, "since_event_ms": since}
 
 # %% ../nbs/16_stream.ipynb #nf960a7
 _FLOWS = ("volume", "notional", "buy_volume", "sell_volume", "trades")
