@@ -189,12 +189,15 @@ class _Recorder(NumpyOps):
         self.code, self.fparam, self.deps = [], [], []     # per instruction: (op, out, n, a, sa, b, sb, c, sc, k, st), a float, producers
         self.init, self.idx, self.nstate = [], [], 0       # the buffer's initial values (chunks), gather indices, state size
         self.size, self.owner, self._consts = 0, [], {}     # buffer size; the instruction that writes each position (-1: none)
+        self.src, self.known = np.zeros(0, np.int64), np.zeros(0, bool)   # the position each one copies; constant or not
 
     def _alloc(self, shape, values=None, owner=-1) -> TapeVar:
         n = math.prod(shape)
         v = TapeVar(self, self.size, shape)
         self.init.append(np.zeros(n) if values is None else np.asarray(values, np.float64).ravel())
         self.owner += [owner] * n
+        self.src = np.concatenate([self.src, np.arange(self.size, self.size + n)])
+        self.known = np.concatenate([self.known, np.full(n, values is not None)])
         self.size += n
         return v
 
@@ -232,10 +235,14 @@ class _Recorder(NumpyOps):
         return self._emit(op, x.shape, [x.off], a=x.off, sa=1)
 
     def gather(self, idx) -> TapeVar:
-        idx = np.ascontiguousarray(idx, np.int64)
+        "x[key] or a broadcast, as positions to copy: read through earlier gathers; of constants, a constant."
+        idx = self.src[np.asarray(idx, np.int64)]
+        if self.known[idx].all(): return self.const(np.concatenate(self.init)[idx])
         at = sum(map(len, self.idx))
         self.idx.append(idx.ravel())
-        return self._emit("gather", idx.shape, np.unique(idx).tolist(), a=at)
+        out = self._emit("gather", idx.shape, np.unique(idx).tolist(), a=at)
+        self.src[out.off:out.off + out.size] = idx.ravel()
+        return out
 
     def reduce(self, x: TapeVar) -> TapeVar:
         return self._emit("sum", x.shape[:-1], [x.off], a=x.off, k=x.shape[-1])
