@@ -728,6 +728,7 @@ class Predictor:
         self.book = BookFeed(spec.symbols, levels=spec.levels, every_ns=spec.every_ns, book_symbols=spec.book_symbols)
         self.grid, self.features = GridClock(N, spec.levels, spec.every_ns), StreamFeatures(spec, engine)
         self._ring = np.zeros((N, 2 * S, F), np.float32)      # each row twice, so the last S are one slice
+        self._windows = np.zeros((N, S, F), np.float32)       # the windows of a model call, copied out of the ring
         self._run, self._last_gap, self.t = np.zeros(N, np.int64), np.full(N, -(1 << 40)), -1
         self.tick_ns = None                                    # the time of the last tick closed
         self.record, self.rows, self.ticks, self.ready = record, [], [], []
@@ -791,7 +792,8 @@ def _signals(self: Predictor, done: list, t0: int, stages: dict) -> list:
         if self.record: self.rows.append(z); self.ticks.append(tick); self.ready.append(self._run >= S)
         if not len(ready): continue
         a = time.perf_counter_ns()
-        probs = self.predict(self._ring[ready, p + 1:p + 1 + S])
+        for j, i in enumerate(ready.tolist()): self._windows[j] = self._ring[i, p + 1:p + 1 + S]   # no allocation: a
+        probs = self.predict(self._windows[:len(ready)])                   # fresh 240 KB array would be fresh pages
         now = time.perf_counter_ns()
         st = {**stages, "model": now - a}
         for i, pr in zip(ready.tolist(), probs.tolist()):
