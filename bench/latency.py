@@ -3,13 +3,15 @@
 of a classifier run (by default an `mlp`, the default classifier, trained a few steps on the example dataset: the
 latency does not depend on the weights). For every tick with a signal: the book update (the call's replay), the
 feature update, the model and the total from the start of the call to the signal; p50, p99 and p99.9, for PyTorch
-eager, `torch.compile` and ONNX Runtime (through `mqbench.export` when it is installed), on one intra-op thread.
+eager, `torch.compile` and ONNX Runtime (through `mqbench.export` when it is installed), on one intra-op thread, with the
+features of the compiled tape (`StreamFeatures(engine="compiled")`, the default); `eager-numpy` is PyTorch eager with the
+numpy reference features (`engine="numpy"`), measured in the same run for the ratio.
 
 Then the per-message cost of the book plus the grid and feature update against the offline engine's rate
 (`book.BookEngine` over the same bytes in 16 MiB chunks), and, with `--trace PATH`, a `torch.profiler` Chrome trace of
 the hot path (a few thousand messages), with one range per stage.
 
-    python bench/latency.py [--run RUN] [--runtimes eager,compile,onnx] [--messages N] [--trace trace.json]
+    python bench/latency.py [--run RUN] [--runtimes eager,compile,onnx,eager-numpy] [--messages N] [--trace trace.json]
 """
 import argparse, tempfile, time
 from pathlib import Path
@@ -110,7 +112,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", help="a classifier run (default: an mlp trained 5 steps on the example dataset)")
     ap.add_argument("--day", help="an ITCH file (default: the example day of the run's dataset)")
-    ap.add_argument("--runtimes", default="eager,compile,onnx")
+    ap.add_argument("--runtimes", default="eager,compile,onnx,eager-numpy",
+                    help="eager, compile, onnx (the compiled feature tape), eager-numpy (the numpy reference features)")
     ap.add_argument("--messages", type=int, default=None, help="feed only the first N messages")
     ap.add_argument("--trace", help="write a torch.profiler Chrome trace of the hot path here")
     ap.add_argument("--out", default=None, help="where to record the results (default bench/results/latency.json)")
@@ -134,14 +137,16 @@ def main():
     for fr in itch.iter_frames(b"".join(msgs)): eng.feed(fr)
     eng.finish()
     offline_us = (time.perf_counter() - t0) / len(msgs) * 1e6
+    replay(Predictor.from_run(run), msgs[:5000])          # numba's compiled functions loaded (or compiled) before timing
     rows = []
     for name in args.runtimes.split(","):
-        pred = Predictor.from_run(run)
+        pred = Predictor.from_run(run, engine="numpy" if name.endswith("-numpy") else "compiled")
         if name == "compile": pred.model = torch.compile(pred.model, dynamic=True)
         elif name == "onnx":
             if (f := onnx_predict(run, tmp)) is None: continue
             pred.predict = f
-        elif name != "eager": raise SystemExit(f"unknown runtime {name!r}; expected eager, compile or onnx")
+        elif name not in ("eager", "eager-numpy"):
+            raise SystemExit(f"unknown runtime {name!r}; expected eager, compile, onnx or eager-numpy")
         if name == "compile": replay(Predictor.from_run(run), msgs[:len(msgs) // 3])         # nothing to warm in eager
         signals, seconds = replay(pred, msgs)
         rows.append(report(name, signals, seconds, len(msgs)))

@@ -4,12 +4,13 @@
 
 # %% ../nbs/16_stream.ipynb #nb6295e
 from __future__ import annotations
-import json, time
+import json, math, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastcore.basics import patch
 
+import numba
 import numpy as np
 
 from . import itch
@@ -20,8 +21,9 @@ from .sources.lobster import LOBSTER_EMPTY
 from .features import GROUPS, LABEL_NAMES, PRICE_SCALE, FeatureConfig, NumpyOps, _returns, time_of_day
 
 # %% auto #0
-__all__ = ['ItchFramer', 'StreamSpec', 'TapeOps', 'BookFeed', 'GridClock', 'StreamFeatures', 'Signal', 'Predictor', 'stream_file',
-           'messages_bytes', 'LobsterFeed', 'stream_lobster']
+__all__ = ['OP', 'ItchFramer', 'StreamSpec', 'TapeOps', 'TapeVar', 'RecordOps', 'run_tape', 'CompiledTape', 'BookFeed',
+           'GridClock', 'StreamFeatures', 'record_features', 'Signal', 'Predictor', 'stream_file', 'messages_bytes',
+           'LobsterFeed', 'stream_lobster']
 
 # %% ../nbs/16_stream.ipynb #n8783db
 class ItchFramer:
@@ -136,6 +138,258 @@ class TapeOps(NumpyOps):
         ring[slot] = x[..., 1]
         return out
 
+# %% ../nbs/16_stream.ipynb #neeebbc
+_OPS = ("copy", "add", "sub", "mul", "div", "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "neg", "abs", "sqrt", "max",
+        "where", "cumsum", "shift", "gather", "sum", "finite", "log")      # opcodes, in `run_tape`'s numbering
+OP = {name: i for i, name in enumerate(_OPS)}
+
+class TapeVar:
+    """An array of the feature code as `RecordOps` records it: its place in the tape's buffer and its shape (C order).
+    Arithmetic, comparisons, indexing and `sum(-1)` append instructions to the tape instead of computing."""
+    __array_ufunc__ = None                     # numpy defers to our operators (constant * var) instead of looping
+    __hash__ = None
+    def __init__(self, tape, off: int, shape: tuple): self.tape, self.off, self.shape = tape, off, tuple(shape)
+    @property
+    def size(self): return math.prod(self.shape)
+    @property
+    def ndim(self): return len(self.shape)
+    def _bin(self, op, other, swap=False): return self.tape.binary(op, other, self) if swap else self.tape.binary(op, self, other)
+    def __add__(self, o): return self._bin("add", o)
+    def __radd__(self, o): return self._bin("add", o, True)
+    def __sub__(self, o): return self._bin("sub", o)
+    def __rsub__(self, o): return self._bin("sub", o, True)
+    def __mul__(self, o): return self._bin("mul", o)
+    def __rmul__(self, o): return self._bin("mul", o, True)
+    def __truediv__(self, o): return self._bin("div", o)
+    def __rtruediv__(self, o): return self._bin("div", o, True)
+    def __lt__(self, o): return self._bin("lt", o)
+    def __le__(self, o): return self._bin("le", o)
+    def __gt__(self, o): return self._bin("gt", o)
+    def __ge__(self, o): return self._bin("ge", o)
+    def __eq__(self, o): return self._bin("eq", o)
+    def __ne__(self, o): return self._bin("ne", o)
+    def __and__(self, o): return self._bin("and", o)
+    def __or__(self, o): return self._bin("or", o)
+    def __neg__(self): return self.tape.unary("neg", self)
+    def __pow__(self, p):
+        if p != 2: raise MqbenchError(f"the tape records x ** 2 only, not x ** {p!r}")
+        return self._bin("mul", self)          # numpy's x ** 2 is np.square: x * x
+    def __getitem__(self, key): return self.tape.gather(np.arange(self.size).reshape(self.shape)[key] + self.off)
+    def sum(self, axis=-1):
+        if axis not in (-1, self.ndim - 1): raise MqbenchError(f"the tape sums along the last axis only, not axis {axis}")
+        return self.tape.reduce(self)
+
+# %% ../nbs/16_stream.ipynb #nb67f13
+class _Recorder(NumpyOps):
+    """Instructions on slots of one float64 buffer (booleans as 0.0 / 1.0), appended in order; constants get slots
+    filled once. Every instruction writes a new slot, so the buffer's positions each have one writer."""
+    name = "tape"
+    def __init__(self):
+        super().__init__()
+        self.code, self.fparam, self.deps = [], [], []     # per instruction: (op, out, n, a, sa, b, sb, c, sc, k, st), a float, producers
+        self.init, self.idx, self.nstate = [], [], 0       # the buffer's initial values (chunks), gather indices, state size
+        self.size, self.owner, self._consts = 0, [], {}     # buffer size; the instruction that writes each position (-1: none)
+        self.src, self.known = np.zeros(0, np.int64), np.zeros(0, bool)   # the position each one copies; constant or not
+
+    def _alloc(self, shape, values=None, owner=-1) -> TapeVar:
+        n = math.prod(shape)
+        v = TapeVar(self, self.size, shape)
+        self.init.append(np.zeros(n) if values is None else np.asarray(values, np.float64).ravel())
+        self.owner += [owner] * n
+        self.src = np.concatenate([self.src, np.arange(self.size, self.size + n)])
+        self.known = np.concatenate([self.known, np.full(n, values is not None)])
+        self.size += n
+        return v
+
+    def input(self, shape) -> TapeVar: return self._alloc(tuple(shape))
+
+    def const(self, x) -> TapeVar:
+        x = np.asarray(x, np.float64)
+        key = (x.shape, x.tobytes())
+        if key not in self._consts: self._consts[key] = self._alloc(x.shape, x)
+        return self._consts[key]
+
+    def _emit(self, op, shape, deps, a=0, sa=0, b=0, sb=0, c=0, sc=0, k=0, st=0, f=0.0) -> TapeVar:
+        out = self._alloc(tuple(shape), owner=len(self.code))
+        self.code.append((OP[op], out.off, out.size, a, sa, b, sb, c, sc, k, st))
+        self.fparam.append(float(f)); self.deps.append(sorted({self.owner[p] for p in deps} - {-1}))
+        return out
+
+    def _var(self, x): return x if isinstance(x, TapeVar) else self.const(x)
+
+    def _operand(self, v: TapeVar, shape):
+        "(offset, stride) of v broadcast to `shape`: a scalar slot is read with stride 0, a smaller array gathered first."
+        if v.size == 1: return v.off, 0
+        if v.shape != tuple(shape):
+            v = self.gather(np.broadcast_to(np.arange(v.size).reshape(v.shape) + v.off, shape))
+        return v.off, 1
+
+    def binary(self, op, x, y):
+        x, y = self._var(x), self._var(y)
+        shape = np.broadcast_shapes(x.shape, y.shape)
+        (a, sa), (b, sb) = self._operand(x, shape), self._operand(y, shape)
+        return self._emit(op, shape, [a, b], a=a, sa=sa, b=b, sb=sb)
+
+    def unary(self, op, x):
+        x = self._var(x)
+        return self._emit(op, x.shape, [x.off], a=x.off, sa=1)
+
+    def gather(self, idx) -> TapeVar:
+        "x[key] or a broadcast, as positions to copy: read through earlier gathers; of constants, a constant."
+        idx = self.src[np.asarray(idx, np.int64)]
+        if self.known[idx].all(): return self.const(np.concatenate(self.init)[idx])
+        at = sum(map(len, self.idx))
+        self.idx.append(idx.ravel())
+        out = self._emit("gather", idx.shape, np.unique(idx).tolist(), a=at)
+        self.src[out.off:out.off + out.size] = idx.ravel()
+        return out
+
+    def reduce(self, x: TapeVar) -> TapeVar:
+        return self._emit("sum", x.shape[:-1], [x.off], a=x.off, k=x.shape[-1])
+
+    def _state(self, n: int) -> int:
+        self.nstate += n
+        return self.nstate - n
+
+# %% ../nbs/16_stream.ipynb #n33f836
+class RecordOps(_Recorder):
+    """The `NumpyOps` interface on `TapeVar`s: running the feature code on it records every array operation as an
+    instruction of the tape instead of computing it."""
+    def asarray(self, a): return self._var(a)
+    def where(self, c, a, b):
+        c, a, b = self._var(c), self._var(a), self._var(b)
+        shape = np.broadcast_shapes(c.shape, a.shape, b.shape)
+        (o1, s1), (o2, s2), (o3, s3) = (self._operand(v, shape) for v in (a, b, c))
+        return self._emit("where", shape, [o1, o2, o3], a=o1, sa=s1, b=o2, sb=s2, c=o3, sc=s3)
+    def log(self, x): return self.unary("log", x)
+    def isfinite(self, x): return self.unary("finite", x)
+    def sqrt(self, x): return self.unary("sqrt", x)
+    def abs(self, x): return self.unary("abs", x)
+    def clamp_min(self, x, m): return self.binary("max", x, m)
+    def zeros_like(self, x): return self.const(np.zeros(x.shape))
+    def take_rows(self, x, idx): return x[np.asarray(idx)]
+    def cumsum(self, x):
+        x = self._var(x)
+        return self._emit("cumsum", x.shape, [x.off], a=x.off, st=self._state(x.size // 2))
+    def shift(self, x, k: int, fill=0.0):
+        if k == 0: return x
+        x = self._var(x)
+        edge = fill == "edge"
+        return self._emit("shift", x.shape, [x.off], a=x.off, sa=int(edge), k=k, st=self._state(k * (x.size // 2)),
+                          f=0.0 if edge else fill)
+
+# %% ../nbs/16_stream.ipynb #necfffd
+@numba.njit(cache=True)
+def _pairwise(buf, a, n):
+    "numpy's sum of n <= 128 contiguous float64 values (its pairwise_sum: eight partial sums, then the rest in order)."
+    if n < 8:
+        res = 0.0
+        for i in range(n): res += buf[a + i]
+        return res
+    r0, r1, r2, r3, r4, r5, r6, r7 = buf[a], buf[a + 1], buf[a + 2], buf[a + 3], buf[a + 4], buf[a + 5], buf[a + 6], buf[a + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += buf[a + i]; r1 += buf[a + i + 1]; r2 += buf[a + i + 2]; r3 += buf[a + i + 3]
+        r4 += buf[a + i + 4]; r5 += buf[a + i + 5]; r6 += buf[a + i + 6]; r7 += buf[a + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += buf[a + i]; i += 1
+    return res
+
+# %% ../nbs/16_stream.ipynb #neb5b3c
+@numba.njit(cache=True, error_model="numpy")                 # x / 0 is IEEE (inf or NaN), as in numpy
+def run_tape(code, fparam, idx, buf, state, t, lo, hi):
+    "Instructions lo..hi of a recorded tape on `buf` for tick t (state: the rings of shift and the sums of cumsum)."
+    for i in range(lo, hi):
+        op, out, n, a, sa, b, sb = code[i, 0], code[i, 1], code[i, 2], code[i, 3], code[i, 4], code[i, 5], code[i, 6]
+        c, sc, k, st = code[i, 7], code[i, 8], code[i, 9], code[i, 10]
+        if op == 20:                                           # gather
+            for e in range(n): buf[out + e] = buf[idx[a + e]]
+        elif op == 1:
+            for e in range(n): buf[out + e] = buf[a + e * sa] + buf[b + e * sb]
+        elif op == 2:
+            for e in range(n): buf[out + e] = buf[a + e * sa] - buf[b + e * sb]
+        elif op == 3:
+            for e in range(n): buf[out + e] = buf[a + e * sa] * buf[b + e * sb]
+        elif op == 4:
+            for e in range(n): buf[out + e] = buf[a + e * sa] / buf[b + e * sb]
+        elif op == 5:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] < buf[b + e * sb] else 0.0
+        elif op == 6:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] <= buf[b + e * sb] else 0.0
+        elif op == 7:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] > buf[b + e * sb] else 0.0
+        elif op == 8:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] >= buf[b + e * sb] else 0.0
+        elif op == 9:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] == buf[b + e * sb] else 0.0
+        elif op == 10:
+            for e in range(n): buf[out + e] = 1.0 if buf[a + e * sa] != buf[b + e * sb] else 0.0
+        elif op == 11:
+            for e in range(n): buf[out + e] = 1.0 if (buf[a + e * sa] != 0.0 and buf[b + e * sb] != 0.0) else 0.0
+        elif op == 12:
+            for e in range(n): buf[out + e] = 1.0 if (buf[a + e * sa] != 0.0 or buf[b + e * sb] != 0.0) else 0.0
+        elif op == 13:
+            for e in range(n): buf[out + e] = -buf[a + e]
+        elif op == 14:
+            for e in range(n): buf[out + e] = abs(buf[a + e])
+        elif op == 15:
+            for e in range(n): buf[out + e] = np.sqrt(buf[a + e])
+        elif op == 16:                                         # np.maximum: NaN if either is, the second when equal
+            for e in range(n):
+                x, y = buf[a + e * sa], buf[b + e * sb]
+                buf[out + e] = x if (x != x or x > y) else y
+        elif op == 17:
+            for e in range(n): buf[out + e] = buf[a + e * sa] if buf[c + e * sc] != 0.0 else buf[b + e * sb]
+        elif op == 18:                                         # cumsum over (first, newest): the running sum
+            for r in range(n // 2):
+                buf[out + 2 * r] = buf[a + 2 * r]
+                state[st + r] = buf[a + 2 * r + 1] if t == 0 else state[st + r] + buf[a + 2 * r + 1]
+                buf[out + 2 * r + 1] = state[st + r]
+        elif op == 19:                                         # shift by k ticks: a ring of the newest values
+            rows, slot = n // 2, t % k
+            for r in range(rows):
+                first = buf[a + 2 * r] if sa == 1 else fparam[i]
+                buf[out + 2 * r] = first
+                ring = st + slot * rows + r
+                buf[out + 2 * r + 1] = state[ring] if t >= k else first
+                state[ring] = buf[a + 2 * r + 1]
+        elif op == 21:
+            for e in range(n): buf[out + e] = _pairwise(buf, a + e * k, k)
+        elif op == 22:
+            for e in range(n): buf[out + e] = 1.0 if np.isfinite(buf[a + e]) else 0.0
+
+# %% ../nbs/16_stream.ipynb #n9678d9
+class CompiledTape:
+    """A recorded tape made runnable: the instructions that the outputs need (the rest dropped), packed in arrays,
+    cut where a logarithm is taken. `run_tape` replays each piece in one compiled call; the logarithms are numpy's
+    (`np.log` on AVX-512 differs from libm's in the last bit of about 1% of values, so the compiled code cannot take them)."""
+    def __init__(self, ops: RecordOps, out: TapeVar):
+        live = np.zeros(len(ops.code), bool)
+        live[-1] = True                                        # out is the last instruction
+        for i in range(len(ops.code) - 1, -1, -1):
+            if live[i]: live[ops.deps[i]] = True
+        keep = np.flatnonzero(live)
+        self.code = np.array([ops.code[i] for i in keep], np.int64).reshape(-1, 11)   # (I, 11)
+        self.fparam = np.array([ops.fparam[i] for i in keep], np.float64)
+        self.idx = np.concatenate(ops.idx) if ops.idx else np.zeros(0, np.int64)
+        self.buf = np.concatenate(ops.init)
+        self.state = np.zeros(max(ops.nstate, 1))
+        self.out = self.buf[out.off:out.off + out.size].reshape(out.shape)        # a view: the outputs after each run
+        logs = np.flatnonzero(self.code[:, 0] == OP["log"]).tolist()
+        bounds = [-1, *logs, len(self.code)]
+        self.pieces = [(lo + 1, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]  # compiled runs; a log after each but the last
+        self.logs = [(self.buf[c[3]:c[3] + c[2]], self.buf[c[1]:c[1] + c[2]]) for c in self.code[logs]]
+        self.recorded, self.kept = len(ops.code), len(keep)
+
+    def __call__(self, t: int) -> np.ndarray:
+        "Run every instruction for tick t; the outputs (a view into the buffer)."
+        for (lo, hi), log in zip(self.pieces, self.logs + [None]):
+            run_tape(self.code, self.fparam, self.idx, self.buf, self.state, t, lo, hi)
+            if log is not None: np.log(log[0], out=log[1])
+        return self.out
+
 # %% ../nbs/16_stream.ipynb #n2a17c6
 class BookFeed(_BookState):
     """The book engine fed framed chunks as they arrive; each feed returns its raw rows (int64 arrays in the engine's
@@ -146,6 +400,7 @@ class BookFeed(_BookState):
         self._codes = np.array([symbol_code(s) for s in symbols], np.int64)
         self._sym, self._dir_at = np.full(1 << 16, -1, np.int64), -1
         self._parts = ([], [], [])
+        self._none = tuple(np.zeros((b.shape[0], 0), np.int64) for b in (self._O[0], self._O[1], self._O[3]))   # no rows
 
     def _symbol_index(self):
         "Locate -> index in `symbols`, rebuilt when the stock directory grew."
@@ -168,8 +423,8 @@ class BookFeed(_BookState):
 
     def _collect(self):
         out = []
-        for part, buf in zip(self._parts, (self._O[0], self._O[1], self._O[3])):
-            out.append(np.concatenate(part, axis=1) if len(part) > 1 else part[0] if part else np.zeros((buf.shape[0], 0), np.int64))
+        for part, none in zip(self._parts, self._none):
+            out.append(np.concatenate(part, axis=1) if len(part) > 1 else part[0] if part else none)
             part.clear()
         return tuple(out)
 
@@ -249,50 +504,81 @@ class GridClock:
         return out
 
 # %% ../nbs/16_stream.ipynb #ne559f3
-@patch
-def _close(self: GridClock, tau: int, last: bool) -> dict:
-    "The grid row of tick `tau`, from the rows pending up to it (`features.grid_from_book`, one tick at a time)."
-    N, L = self.N, self.L
-    bbo, trades, depth = self._take(tau, last)
-    for r in depth.T:                                          # the last snapshot of a tick is the state at the tick
-        if r[1] >= 0: self.book[:, r[1]] = r[2:].reshape(4, L)
-    ofi, hi, lo = np.zeros(N), np.full(N, -np.inf), np.full(N, np.inf)
-    for ts, s, b, bs, a, as_ in bbo.T.tolist():
+@numba.njit(cache=True)
+def _close_rows(bbo, trades, depth, tau, book, prev_bbo, seen_bbo, last_event, ofi, hi, lo, flows):
+    """The engine rows of one tick into the book, the order-flow imbalance, the mid's range and the trade flows
+    (`features._ofi` and `features._flows` one row at a time, in the same float64 operations and order)."""
+    L = book.shape[2]
+    for j in range(depth.shape[1]):                           # the last snapshot of a tick is the state at the tick
+        s = depth[1, j]
+        if s >= 0:
+            for q in range(4):
+                for k in range(L): book[q, s, k] = depth[2 + q * L + k, j]
+    for j in range(bbo.shape[1]):
+        ts, s = bbo[0, j], bbo[1, j]
         if s < 0: continue
-        b, bs, a, as_ = float(b), float(bs), float(a), float(as_)
-        if self.seen_bbo[s]:                                   # features._ofi, one row at a time
-            pb, pbs, pa, pas = self.prev_bbo[s].tolist()
-            e = bs * (b >= pb) - pbs * (b <= pb) - as_ * (a <= pa) + pas * (a >= pa)
+        b, bs, a, as_ = float(bbo[2, j]), float(bbo[3, j]), float(bbo[4, j]), float(bbo[5, j])
+        if seen_bbo[s]:
+            pb, pbs, pa, pas = prev_bbo[s, 0], prev_bbo[s, 1], prev_bbo[s, 2], prev_bbo[s, 3]
+            e = (bs * (1.0 if b >= pb else 0.0) - pbs * (1.0 if b <= pb else 0.0)
+                 - as_ * (1.0 if a <= pa else 0.0) + pas * (1.0 if a >= pa else 0.0))
             ofi[s] += e if (bs > 0 and as_ > 0 and pbs > 0 and pas > 0) else 0.0
         else:
             ofi[s] += 0.0
-        self.prev_bbo[s] = (b, bs, a, as_); self.seen_bbo[s] = True
+        prev_bbo[s, 0], prev_bbo[s, 1], prev_bbo[s, 2], prev_bbo[s, 3] = b, bs, a, as_
+        seen_bbo[s] = True
         if bs > 0 and as_ > 0 and a > b:
             m = (b + a) / 2 * PRICE_SCALE
-            hi[s] = max(hi[s], m); lo[s] = min(lo[s], m)
-        if ts <= tau: self.last_event[s] = max(self.last_event[s], ts)
-    flows = np.zeros((5, N))                                   # volume, notional, buy, sell, trades
-    for ts, s, price, size, aggressor, _match, _kind in trades.T.tolist():
+            if m > hi[s]: hi[s] = m
+            if m < lo[s]: lo[s] = m
+        if ts <= tau and ts > last_event[s]: last_event[s] = ts
+    for j in range(trades.shape[1]):
+        ts, s, aggressor = trades[0, j], trades[1, j], trades[4, j]
         if s < 0: continue
-        p, z = float(price) * PRICE_SCALE, float(size)
-        f = flows[:, s]
-        f[0] += z; f[1] += p * z; f[2] += z * (aggressor == SIDE_B); f[3] += z * (aggressor == SIDE_S); f[4] += 1.0
-        if ts <= tau: self.last_event[s] = max(self.last_event[s], ts)
-    bid_px, bid_sz, ask_px, ask_sz = (x.astype(np.float64) for x in self.book)
-    bid_px, ask_px = bid_px * PRICE_SCALE, ask_px * PRICE_SCALE
-    b1, a1 = bid_px[:, 0], ask_px[:, 0]
-    ok = (bid_sz[:, 0] > 0) & (ask_sz[:, 0] > 0) & (a1 > b1)
-    mid = np.where(ok, (b1 + a1) / 2, np.nan)
-    prev = mid if self.prev_mid is None else self.prev_mid
-    with np.errstate(invalid="ignore"):
-        high, low = np.fmax(np.fmax(hi, prev), mid), np.fmin(np.fmin(lo, prev), mid)
-    high[~np.isfinite(high)] = np.nan; low[~np.isfinite(low)] = np.nan
+        p, z = float(trades[2, j]) * PRICE_SCALE, float(trades[3, j])
+        flows[0, s] += z; flows[1, s] += p * z
+        flows[2, s] += z * (1.0 if aggressor == SIDE_B else 0.0); flows[3, s] += z * (1.0 if aggressor == SIDE_S else 0.0)
+        flows[4, s] += 1.0
+        if ts <= tau and ts > last_event[s]: last_event[s] = ts
+
+@numba.njit(cache=True)
+def _close_book(tau, book, last_event, prev_mid, hi, lo):
+    """The book at the tick in float64 prices (4, N, L), its mid, the mid's range over the interval and the ms since each
+    symbol's last event: `features.grid_from_book`'s array code, element by element (the same operations)."""
+    book_f = np.empty(book.shape)
+    N = book.shape[1]
+    for q in range(4):
+        for s in range(N):
+            for k in range(book.shape[2]):
+                v = float(book[q, s, k])
+                book_f[q, s, k] = v * PRICE_SCALE if q % 2 == 0 else v          # bid_px, bid_sz, ask_px, ask_sz
+    mid, high, low, since = np.empty(N), np.empty(N), np.empty(N), np.empty(N)
+    for s in range(N):
+        b1, a1 = book_f[0, s, 0], book_f[2, s, 0]
+        mid[s] = (b1 + a1) / 2 if (book_f[1, s, 0] > 0 and book_f[3, s, 0] > 0 and a1 > b1) else np.nan
+        prev = prev_mid[s] if len(prev_mid) else mid[s]
+        h, lw = hi[s], lo[s]
+        for v in (prev, mid[s]):                               # np.fmax / np.fmin: a NaN loses
+            if h != h or v > h: h = v if v == v else h
+            if lw != lw or v < lw: lw = v if v == v else lw
+        high[s] = h if np.isfinite(h) else np.nan
+        low[s] = lw if np.isfinite(lw) else np.nan
+        e = last_event[s]
+        since[s] = np.nan if e == np.iinfo(np.int64).min else (tau - e) / 1e6
+    return book_f, mid, high, low, since
+
+@patch
+def _close(self: GridClock, tau: int, last: bool) -> dict:
+    "The grid row of tick `tau`, from the rows pending up to it (`features.grid_from_book`, one tick at a time)."
+    N = self.N
+    ofi, hi, lo, flows = np.zeros(N), np.full(N, -np.inf), np.full(N, np.inf), np.zeros((5, N))  # flows: volume, notional, buy, sell, count
+    _close_rows(*self._take(tau, last), tau, self.book, self.prev_bbo, self.seen_bbo, self.last_event, ofi, hi, lo, flows)
+    prev = np.zeros(0) if self.prev_mid is None else self.prev_mid                   # none at the first tick
+    book, mid, high, low, since = _close_book(tau, self.book, self.last_event, prev, hi, lo)
     self.prev_mid = mid
-    none = self.last_event == np.iinfo(np.int64).min
-    since = np.where(none, np.nan, (tau - np.where(none, tau, self.last_event)) / 1e6)
     return {"ts": tau, "mid": mid, "high": high, "low": low, "volume": flows[0], "notional": flows[1],
-            "buy_volume": flows[2], "sell_volume": flows[3], "trades": flows[4], "bid_px": bid_px, "bid_sz": bid_sz,
-            "ask_px": ask_px, "ask_sz": ask_sz, "ofi": ofi, "since_event_ms": since}
+            "buy_volume": flows[2], "sell_volume": flows[3], "trades": flows[4], "bid_px": book[0], "bid_sz": book[1],
+            "ask_px": book[2], "ask_sz": book[3], "ofi": ofi, "since_event_ms": since}
 
 # %% ../nbs/16_stream.ipynb #nf960a7
 _FLOWS = ("volume", "notional", "buy_volume", "sell_volume", "trades")
@@ -306,10 +592,12 @@ def _pair(first, newest):
 
 class StreamFeatures:
     """The newest feature row of every symbol at each tick, from the offline feature groups (`features.GROUPS`) run on
-    two ticks with `TapeOps`. Ticks wait in a backlog until every symbol has had a price (or `warmup` ticks passed):
-    offline, a symbol's price before its first one is that first price (`features._filled`)."""
-    def __init__(self, spec: StreamSpec):
-        self.spec, self.ops, self.t = spec, TapeOps(), -1
+    two ticks: recorded once and replayed compiled (`engine="compiled"`, `CompiledTape`), or run by numpy with `TapeOps`
+    at every tick (`engine="numpy"`, the reference). Ticks wait in a backlog until every symbol has had a price (or
+    `warmup` ticks passed): offline, a symbol's price before its first one is that first price (`features._filled`)."""
+    def __init__(self, spec: StreamSpec, engine: str = "compiled"):
+        if engine not in ("compiled", "numpy"): raise MqbenchError(f"engine must be 'compiled' or 'numpy', not {engine!r}")
+        self.spec, self.engine, self.ops, self.tape, self.t = spec, engine, TapeOps(), None, -1
         self.groups = [g for g in spec.config.groups if g in spec.groups]
         N = len(spec.symbols)
         self.first_mid, self.last_mid = np.full(N, np.nan), np.full(N, np.nan)
@@ -327,40 +615,83 @@ class StreamFeatures:
         return out
 
     def _step(self, row: dict) -> np.ndarray:
-        o, spec = self.ops, self.spec
+        "The features (N, F) of the next tick."
         self.t += 1
-        o.begin(self.t)
         known = np.isfinite(row["mid"])
         self.last_mid = np.where(known, row["mid"], self.last_mid)
         fill0 = np.where(np.isfinite(self.first_mid), self.first_mid, 1.0)       # the day's first price, carried back
-        mid = _pair(fill0, np.where(np.isfinite(self.last_mid), self.last_mid, fill0))      # (N, 2)
-        two = lambda k: _pair(self.row0[k], row[k])                              # (N, 2) or (N, 2, L)
-        high, low = two("high"), two("low")
-        hl_ok = np.isfinite(high) & np.isfinite(low) & (low > 0)
-        a = {"mid": mid, "high": np.where(hl_ok, high, mid), "low": np.where(hl_ok, low, mid)}
-        for k in _FLOWS: a[k] = two(k)
-        a["time_of_day"] = np.tile(time_of_day(np.array([self.row0["ts"], row["ts"]])), (len(spec.symbols), 1))
-        a["since_event_ms"] = two("since_event_ms")
-        for k in _BOOK: a[k] = two(k)
-        a["ofi"] = two("ofi")
-        a = {k: o.asarray(v) for k, v in a.items()}
-        a["has"], a["peers"], a["fused"] = spec.has, spec.peers, {}
-        a["ret"] = _returns(o, a["mid"])
-        cols, names = [], []
-        for g in self.groups:
-            for name, _doc, x in GROUPS[g][0](a, o, spec.config):
-                cols.append(x[:, 1]); names.append(name)
-        if self.t == 0 and tuple(names) != spec.names:
-            raise MqbenchError(f"the stream's features {names[:5]}... differ from the dataset's {list(spec.names[:5])}... "
-                               f"({len(names)} against {len(spec.names)})")
-        return np.stack(cols, axis=1)                                            # (N, F)
-
+        newest = np.where(np.isfinite(self.last_mid), self.last_mid, fill0)
+        return (self._compiled if self.engine == "compiled" else self._numpy)(row, fill0, newest)
 
     def flush(self) -> list:
         "End of the stream: release the backlog even if a symbol never had a price (offline, its price is 1 all day)."
         out = [(tk, self._step(r), r["mid"]) for tk, r in self.backlog]
         self.backlog = []
         return out
+
+# %% ../nbs/16_stream.ipynb #n72184a
+@patch
+def _numpy(self: StreamFeatures, row: dict, fill0, newest) -> np.ndarray:
+    "The reference: `compute_features`'s preamble and the feature groups on two ticks, numpy calls on `TapeOps`."
+    o, spec = self.ops, self.spec
+    o.begin(self.t)
+    mid = _pair(fill0, newest)                                                 # (N, 2)
+    two = lambda k: _pair(self.row0[k], row[k])                              # (N, 2) or (N, 2, L)
+    high, low = two("high"), two("low")
+    hl_ok = np.isfinite(high) & np.isfinite(low) & (low > 0)
+    a = {"mid": mid, "high": np.where(hl_ok, high, mid), "low": np.where(hl_ok, low, mid)}
+    for k in _FLOWS: a[k] = two(k)
+    a["time_of_day"] = np.tile(time_of_day(np.array([self.row0["ts"], row["ts"]])), (len(spec.symbols), 1))
+    a["since_event_ms"] = two("since_event_ms")
+    for k in _BOOK: a[k] = two(k)
+    a["ofi"] = two("ofi")
+    a = {k: o.asarray(v) for k, v in a.items()}
+    a["has"], a["peers"], a["fused"] = spec.has, spec.peers, {}
+    a["ret"] = _returns(o, a["mid"])
+    cols, names = [], []
+    for g in self.groups:
+        for name, _doc, x in GROUPS[g][0](a, o, spec.config):
+            cols.append(x[:, 1]); names.append(name)
+    _check_names(spec, names)
+    return np.stack(cols, axis=1)                                            # (N, F)
+
+def _check_names(spec: StreamSpec, names):
+    if tuple(names) != spec.names:
+        raise MqbenchError(f"the stream's features {list(names[:5])}... differ from the dataset's {list(spec.names[:5])}... "
+                           f"({len(names)} against {len(spec.names)})")
+
+_RAW = ("high", "low", *_FLOWS, "since_event_ms", *_BOOK, "ofi")    # grid row fields the feature code reads as they are
+
+def record_features(spec: StreamSpec, groups, levels: int):
+    """The preamble of `compute_features` (the mid comes in carried already) and the feature groups on two ticks,
+    recorded as a `CompiledTape`: (tape, its input arrays (views into its buffer, (N, 2) or (N, 2, L)), names)."""
+    N, o = len(spec.symbols), RecordOps()
+    x = {k: o.input((N, 2, levels) if k in _BOOK else (N, 2)) for k in ("mid", "time_of_day", *_RAW)}
+    mid, high, low = x["mid"], x["high"], x["low"]
+    hl_ok = o.isfinite(high) & o.isfinite(low) & (low > 0)
+    a = {**x, "high": o.where(hl_ok, high, mid), "low": o.where(hl_ok, low, mid), "has": spec.has, "peers": spec.peers, "fused": {}}
+    a["ret"] = _returns(o, mid)
+    names, cols = [], []
+    for g in groups:
+        for name, _doc, v in GROUPS[g][0](a, o, spec.config):
+            names.append(name); cols.append(o.asarray(v))
+    out = o.gather(np.stack([c.off + 2 * np.arange(N) + 1 for c in cols], axis=1))     # (N, F): the newest tick
+    tape = CompiledTape(o, out)
+    return tape, {k: tape.buf[v.off:v.off + v.size].reshape(v.shape) for k, v in x.items()}, tuple(names)
+
+@patch
+def _compiled(self: StreamFeatures, row: dict, fill0, newest) -> np.ndarray:
+    "The recorded tape, replayed: the first tick's values are written once, the newest's at every tick."
+    if self.tape is None:
+        self.tape, self.inputs, names = record_features(self.spec, self.groups, row["bid_px"].shape[-1])
+        _check_names(self.spec, names)
+        for k in _RAW: self.inputs[k][:, 0] = self.row0[k]
+        self.inputs["time_of_day"][:, 0] = time_of_day(self.row0["ts"])
+    x = self.inputs
+    x["mid"][:, 0], x["mid"][:, 1] = fill0, newest
+    for k in _RAW: x[k][:, 1] = row[k]
+    x["time_of_day"][:, 1] = time_of_day(row["ts"])
+    return self.tape(self.t).copy()
 
 # %% ../nbs/16_stream.ipynb #n645ebc
 @dataclass
@@ -385,7 +716,8 @@ class Signal:
 class Predictor:
     """ITCH bytes in, a `Signal` per symbol and tick out: framer -> book engine -> grid clock -> features -> normalized
     ring of the last `sequence_length` snapshots -> classifier. `record=True` keeps every tick's normalized rows."""
-    def __init__(self, model, spec: StreamSpec, *, symbol=None, info: dict | None = None, record: bool = False, name="<stream>"):
+    def __init__(self, model, spec: StreamSpec, *, symbol=None, info: dict | None = None, record: bool = False, name="<stream>",
+                 engine: str = "compiled"):
         import torch
         self.torch, self.model, self.spec, self.info = torch, model, spec, info or {}
         if symbol is not None and symbol not in spec.symbols:
@@ -394,8 +726,9 @@ class Predictor:
         self.emit = np.arange(N) if symbol is None else np.array([spec.symbols.index(symbol)])
         self.framer = ItchFramer(name)
         self.book = BookFeed(spec.symbols, levels=spec.levels, every_ns=spec.every_ns, book_symbols=spec.book_symbols)
-        self.grid, self.features = GridClock(N, spec.levels, spec.every_ns), StreamFeatures(spec)
+        self.grid, self.features = GridClock(N, spec.levels, spec.every_ns), StreamFeatures(spec, engine)
         self._ring = np.zeros((N, 2 * S, F), np.float32)      # each row twice, so the last S are one slice
+        self._windows = np.zeros((N, S, F), np.float32)       # the windows of a model call, copied out of the ring
         self._run, self._last_gap, self.t = np.zeros(N, np.int64), np.full(N, -(1 << 40)), -1
         self.tick_ns = None                                    # the time of the last tick closed
         self.record, self.rows, self.ticks, self.ready = record, [], [], []
@@ -404,11 +737,13 @@ class Predictor:
         self.device = weight.device if weight is not None else torch.device("cpu")
 
     @classmethod
-    def from_run(cls, run, *, symbol=None, device="cpu", which: str = "final", record: bool = False) -> "Predictor":
-        "The predictor of a classifier run: its model, and the features, clock and normalization of its dataset."
+    def from_run(cls, run, *, symbol=None, device="cpu", which: str = "final", record: bool = False,
+                 engine: str = "compiled") -> "Predictor":
+        """The predictor of a classifier run: its model, and the features, clock and normalization of its dataset
+        (`engine`: the features' compiled tape or the numpy reference, see `StreamFeatures`)."""
         from mqbench.runs import load_run_model
         model, info = load_run_model(run, which, device=device, task="classify")
-        return cls(model, StreamSpec.from_dataset(info["data"]), symbol=symbol, info=info, record=record)
+        return cls(model, StreamSpec.from_dataset(info["data"]), symbol=symbol, info=info, record=record, engine=engine)
 
     def feed(self, data) -> list:
         "ITCH bytes as they arrive (any chunking): the signals of the ticks they close."
@@ -457,7 +792,8 @@ def _signals(self: Predictor, done: list, t0: int, stages: dict) -> list:
         if self.record: self.rows.append(z); self.ticks.append(tick); self.ready.append(self._run >= S)
         if not len(ready): continue
         a = time.perf_counter_ns()
-        probs = self.predict(self._ring[ready, p + 1:p + 1 + S])
+        for j, i in enumerate(ready.tolist()): self._windows[j] = self._ring[i, p + 1:p + 1 + S]   # no allocation: a
+        probs = self.predict(self._windows[:len(ready)])                   # fresh 240 KB array would be fresh pages
         now = time.perf_counter_ns()
         st = {**stages, "model": now - a}
         for i, pr in zip(ready.tolist(), probs.tolist()):
