@@ -406,11 +406,11 @@ def _prepare_parser(sub):
     p = _source(psub, "lobster", "from a LOBSTER message file and its orderbook file", lambda P, a, out, kw: P.prepare_lobster(
         a.input, out, dataset_config(a, "lobster"), orderbook_csv=a.orderbook, **kw))
     p.add_argument("--input", required=True, help="the message CSV (..._message_L.csv)")
+    p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
     p = _source(psub, "binance-depth", "from Binance depth streams (captures or historical depth CSVs): the books rebuilt",
                 _prepare_depth)
     p.add_argument("--input", required=True, nargs="+", help="captures or historical depth CSVs: files or glob patterns")
     symbols_option(p); p.add_argument("--levels", type=int, default=10, help="book levels per side")
-    p.add_argument("--orderbook", default=None, help="the orderbook CSV (default: inferred from the message file name)")
 
 # %% ../nbs/20_cli.ipynb #n7728b3
 def _tokenize(a):
