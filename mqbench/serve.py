@@ -8,7 +8,7 @@ import json, logging, threading, time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,8 @@ from .tokenize import BOS, load_tokenizer
 # %% auto #0
 __all__ = ['BYTES_PER_VALUE', 'Window', 'DRAIN_BYTES', 'ServeConfig', 'RequestError', 'windows_array', 'run_metadata',
            'ServedModel', 'PredictRequest', 'PredictResponse', 'SignalOut', 'FeedResponse', 'GenerateRequest',
-           'GenerateResponse', 'BodyLimit', 'render_validation_errors', 'parse_body', 'StreamEngine', 'signal_record',
-           'make_app', 'serve', 'free_port', 'server_process', 'load_test']
+           'GenerateResponse', 'BodyLimit', 'render_validation_errors', 'parse_body', 'StreamEngine', 'message_bytes',
+           'signal_record', 'make_app', 'serve', 'free_port', 'server_process', 'load_test']
 
 # %% ../nbs/18_serve.ipynb #nc83153
 BYTES_PER_VALUE = 24     # a float as JSON text at most: '-0.12345678901234567', a comma, a space
@@ -178,7 +178,7 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     windows: list[Window] | None = Field(None, description="windows of sequence_length snapshots of n_features normalized values, "
                                                            "in the dataset's feature order (/metadata)")
-    messages: list[dict[str, Any]] | None = Field(None, description="raw recent messages (decoded ITCH messages or LOBSTER rows), "
+    messages: list[dict[str, Any]] | None = Field(None, description="raw recent decoded ITCH messages (type and that type's fields), "
                                                                     "oldest first; needs a server started with a streaming feature engine")
     symbol: str | None = Field(None, description="the symbol the messages are of; one of /metadata's symbols")
 
@@ -348,50 +348,54 @@ def _add_info_routes(app: FastAPI, served: ServedModel, cfg: ServeConfig, limit:
 # %% ../nbs/18_serve.ipynb #nc0ecd6
 class StreamEngine:
     """A classifier server's streaming feature engine: one `stream.Predictor` fed the day's ITCH messages in order,
-    by /feed (bytes) and /predict (decoded messages). One feed at a time: a book is a sequence, two feeds cannot
-    interleave. Bytes that break the format break the stream (the book after them cannot be trusted): every later
-    feed is refused until /reset starts a new day."""
+    by /feed (bytes) and /predict (decoded messages). One feed at a time, and a /predict's feed and the window it
+    answers under the same lock: a book is a sequence, two feeds cannot interleave. The model is called through the
+    server's `ServedModel.predict` (one model call at a time). A feed that fails part-way (bytes that break the format,
+    or anything else) breaks the stream: the book after it cannot be trusted, so every later feed is refused until
+    /reset starts a new day."""
     def __init__(self, served: ServedModel):
-        self.model, self.info, self.lock = served.model, served.info, threading.Lock()
+        self.served, self.lock = served, threading.Lock()
         self.spec = StreamSpec.from_dataset(served.info["data"])   # an MqbenchError for a dataset the stream cannot rebuild
         self._start()
 
     def _start(self):
-        self.predictor, self.fed_bytes, self.broken = Predictor(self.model, self.spec, info=self.info), 0, None
+        self.predictor = Predictor(self.served.model, self.spec, info=self.served.info)
+        self.predictor.predict = lambda windows: self.served.predict(windows)[0]
+        self.fed_bytes, self.broken = 0, None
 
     def reset(self):
         with self.lock: self._start()
 
-    def _feed(self, feed: Callable, data) -> list[Signal]:
+    def feed(self, data: bytes, symbol: str | None = None) -> tuple[list[Signal], int, tuple | None]:
+        """ITCH bytes fed: (the signals of the ticks they closed, the bytes fed since the day began, and with `symbol` its
+        latest window (1, L, F) with its tick's time), all under one lock."""
         with self.lock:
             if self.broken:
                 raise RequestError(f"the stream broke earlier ({self.broken}); POST /reset starts a new day", 409,
                                    "POST /reset, then the day's messages from its start")
-            try: return feed(data)
-            except itch.ItchFormatError as e:
-                self.broken = str(e)
-                raise RequestError(f"ITCH bytes: {e}", 422, "ITCH 5.0 messages, each a 2-byte big-endian length and the message") from None
+            try: signals = self.predictor.feed(data)
+            except Exception as e:
+                self.broken = f"{type(e).__name__}: {e}"
+                if isinstance(e, itch.ItchFormatError):
+                    raise RequestError(f"ITCH bytes: {e}", 422,
+                                       "ITCH 5.0 messages, each a 2-byte big-endian length and the message") from None
+                raise
+            self.fed_bytes += len(data)
+            return signals, self.fed_bytes, None if symbol is None else self._current(symbol)
 
-    def feed_bytes(self, data: bytes) -> list[Signal]:
-        signals = self._feed(self.predictor.feed, data)
-        self.fed_bytes += len(data)
-        return signals
+    def _current(self, symbol: str) -> tuple[np.ndarray, int]:
+        got = self.predictor.current(symbol)
+        if got is None:
+            S, n = self.spec.sequence_length, int(self.predictor._run[self.spec.symbols.index(symbol)])
+            raise RequestError(f"{symbol} has {n} usable tick(s) in a row so far; a window needs {S}", 409,
+                               f"more of the day's messages first ({S} usable ticks of {symbol})")
+        return got[0][None], got[1]
 
-    def feed_messages(self, messages: list) -> list[Signal]:
-        try: data = messages_bytes(messages)
-        except MqbenchError as e: raise RequestError(str(e), 422, "ITCH messages as dicts: type and that type's fields, "
-                                                                  "as itch.read names them") from None
-        return self.feed_bytes(data)
-
-    def current(self, symbol: str) -> tuple[np.ndarray, int]:
-        "(1, L, F) `symbol`'s latest window and its tick's time; 409 while the symbol has fewer usable ticks than a window."
-        with self.lock:
-            got = self.predictor.current(symbol)
-            if got is None:
-                S, n = self.predictor.spec.sequence_length, int(self.predictor._run[self.predictor.spec.symbols.index(symbol)])
-                raise RequestError(f"{symbol} has {n} usable tick(s) in a row so far; a window needs {S}", 409,
-                                   f"more of the day's messages first ({S} usable ticks of {symbol})")
-            return got[0][None], got[1]
+def message_bytes(messages: list) -> bytes:
+    "The ITCH bytes of a request's decoded messages, or a 422 that names the first message and field that does not fit."
+    try: return messages_bytes(messages)
+    except MqbenchError as e:
+        raise RequestError(str(e), 422, "ITCH messages as dicts: type and that type's fields, as itch.read names them") from None
 
 def signal_record(s: Signal) -> dict:
     return {"ts_ns": s.ts_ns, "symbol": s.symbol, "probabilities": list(s.probabilities), "label": s.label, "latency_ns": s.latency_ns}
@@ -407,8 +411,7 @@ def _add_predict(app: FastAPI, served: ServedModel, cfg: ServeConfig, engine: St
             return {"probabilities": p.tolist(), "labels": y.tolist()}
         _needs_engine(app)
         if req.symbol is None: raise RequestError("messages come with their symbol", expected=f"symbol: one of {served.symbols}")
-        engine.feed_messages(req.messages)
-        x, ts = engine.current(req.symbol)
+        _, _, (x, ts) = engine.feed(message_bytes(req.messages), req.symbol)
         p, y = served.predict(x)
         return {"probabilities": p.tolist(), "labels": y.tolist(), "ts_ns": [ts]}
 
@@ -426,8 +429,8 @@ def _add_feed(app: FastAPI, served: ServedModel, engine: StreamEngine | None):
     def feed(body: bytes) -> dict:
         _needs(served, "classify", "/feed")
         _needs_engine(app)
-        signals = engine.feed_bytes(body)
-        return {"signals": [signal_record(s) for s in signals], "fed_bytes": engine.fed_bytes}
+        signals, fed, _ = engine.feed(body)
+        return {"signals": [signal_record(s) for s in signals], "fed_bytes": fed}
 
     binary = {"schema": {"type": "string", "format": "binary"}}
     doc = {"requestBody": {"required": True, "content": {"application/octet-stream": binary}}}

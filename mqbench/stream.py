@@ -859,7 +859,7 @@ def messages_bytes(messages, name: str = "messages") -> bytes:
     by_type = {}
     for i, m in enumerate(messages):
         t = m.get("type") if isinstance(m, dict) else None
-        if t not in itch.SPECS:
+        if not isinstance(t, str) or t not in itch.SPECS:
             raise MqbenchError(f"{name}[{i}]: " + (f"type {t!r} is not an ITCH 5.0 message type (one of {''.join(itch.SPECS)})"
                                                    if isinstance(m, dict) else f"a {type(m).__name__}, not a message (a dict with 'type')"))
         known = {"type", *(f.name for f in itch.SPECS[t].fields)}
