@@ -4,7 +4,7 @@
 
 # %% ../nbs/06b_days.ipynb #n570a05
 from __future__ import annotations
-import contextlib, datetime as dt, json, re, shutil, time
+import contextlib, datetime as dt, hashlib, json, re, shutil, time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ def day_of(path) -> str:
 def day_inputs(inputs, dates=None) -> dict:
     "{date: file} of the inputs (paths and globs), in date order; `dates`: one per file, else from the file names."
     from mqbench.sources import expand_paths
-    files = expand_paths(inputs)
+    files = [f.resolve() for f in expand_paths(inputs)]
     if missing := [str(f) for f in files if not f.is_file()]: raise MqbenchError(f"no such input file(s): {missing}")
     if dates is None: days = [day_of(f) for f in files]
     else:
@@ -156,8 +156,11 @@ def prepare_day(input, shard, cfg: DatasetConfig, *, date: str, sha256: str, sym
 # %% ../nbs/06b_days.ipynb #nd8631e
 def synth_days(dates, *, symbols: int = 8, hours: float = 1.0, seed: int = 0, dir=None, **settings) -> list[Path]:
     """The ITCH files of synthetic days on `dates` (YYYY-MM-DD), named as NASDAQ names them, generated once each under
-    `dir` (default data/synth/days-<symbols>sym-<hours>h-seed<seed>/); `settings` are other `synth.SynthConfig` fields."""
-    dir = Path(dir) if dir is not None else data_dir("synth", f"days-{symbols}sym-{hours:g}h-seed{seed}")
+    `dir` (default data/synth/days-<symbols>sym-<hours>h-seed<seed>[-<hash of settings>]/); `settings` are other
+    `synth.SynthConfig` fields, part of the default folder's name so that a day made with other settings is never reused."""
+    tag = f"days-{symbols}sym-{hours:g}h-seed{seed}"
+    if settings: tag += "-" + hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    dir = Path(dir) if dir is not None else data_dir("synth", tag)
     paths = []
     for d in dates:
         p = dir / synth.day_file_name(_iso_date(d, "synthetic day"))
@@ -251,6 +254,8 @@ def assemble_days(out, cfg: DatasetConfig, splits: dict, sha256: dict, *, source
     from mqbench import __version__
     out, days = Path(out), [d for k in SPLITS for d in splits[k]]
     info = {d: json.loads((out / "days" / d / "day.json").read_text()) for d in days}
+    if stale := [d for d in days if info[d]["input"]["sha256"] != sha256[d]]:      # before anything at the top level is written
+        raise MqbenchError(f"{out}: the shards of {stale} were computed from other inputs than the ones given")
     first = info[days[0]]
     for d in days:
         if info[d]["names"] != first["names"]:
@@ -280,8 +285,6 @@ def assemble_days(out, cfg: DatasetConfig, splits: dict, sha256: dict, *, source
              "class_balance": {k: _balance(wins[k]["label"].to_numpy()) for k in SPLITS}}
     _write_json(out / "stats.json", stats)
     inputs = [{"date": d, "split": per_day[d]["split"], **info[d]["input"]} for d in days]
-    if stale := [i["date"] for i in inputs if i["sha256"] != sha256[i["date"]]]:
-        raise MqbenchError(f"{out}: the shards of {stale} were computed from other inputs than the ones given")
     _write_json(out / "manifest.json", {"stage": "features", "mqbench_version": __version__, "layout": "days",
                 "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "inputs": inputs,
                 "params": {"dataset": first["features_json"]["config"],
@@ -300,7 +303,7 @@ def prepare_days(inputs, out, cfg: DatasetConfig = DatasetConfig(), *, split_by:
     Returns stats.json's contents, plus the days computed and reused and the seconds taken."""
     t0 = time.perf_counter()
     if split_by != "day": raise MqbenchError(f"split_by must be 'day' (one file is split by time: prepare_itch), not {split_by!r}")
-    out = Path(out)
+    out = Path(out).resolve()                             # the workers of a remote scheduler need the same absolute paths
     if (out / "manifest.json").exists() and json.loads((out / "manifest.json").read_text()).get("layout") != "days":
         raise MqbenchError(f"{out}: holds a dataset that is not split by day; choose another output folder")
     files = day_inputs(inputs, dates)

@@ -443,6 +443,9 @@ def resolve(cfg: FinetuneConfig) -> tuple:
         tokens = tokens or json.loads((base / "mqbench.json").read_text())["tokens"]
     base_config(base)
     if cfg.input == "events":
+        if read_manifest(data).get("layout") == "days":
+            raise MqbenchError(f"{data}: a dataset split by day; the events input reads one event stream a split (a dataset of one "
+                               "day); use the numbers or text input, or prepare one day")
         if not tokens: raise MqbenchError("events input: give the token dataset whose tokenizer the base reads (tokens), or a base run")
         m = read_manifest(tokens, stage="tokens")
         if m["params"]["dataset"].get("created_utc") != read_manifest(data).get("created_utc"):
