@@ -611,6 +611,18 @@ def _depth_row(dep, r, ts, u, bk, bq, nb_, ak, aq, na_, L):
     return r + 1
 
 @_jit
+def _top(top, applied, i, tops, last, bbo, n, ts, u):
+    "Record diff i's top of book (bid px, bid qty, ask px, ask qty) in `tops` when applied, and a BBO row when it changed."
+    if applied:
+        for j in range(4): tops[i, j] = top[j]
+    if top[0] != last[0] or top[1] != last[1] or top[2] != last[2] or top[3] != last[3]:
+        bbo[n, 0] = ts; bbo[n, 1] = u
+        for j in range(4):
+            bbo[n, 2 + j] = top[j]; last[j] = top[j]
+        n += 1
+    return n
+
+@_jit
 def _levels(px, qty, lo, hi, sign, keys, qtys, n, ts, u, side, bid, ask, ev, e):
     "Apply one side of a diff (levels lo..hi) and write a level-change event for each quantity that changed."
     for k in range(lo, hi):
@@ -655,13 +667,7 @@ def rebuild_book(steps, snap_b, snap_a, diff_b, diff_a, d_ts, d_u, levels, every
             off, px, qty = diff_a
             ak, aq, na_, n_ev = _levels(px, qty, off[i], off[i + 1], -1, ak, aq, na_, ts, u, _ASK, bid, ask, ev, n_ev)
         top = (bk[nb_ - 1] if nb_ else 0, bq[nb_ - 1] if nb_ else 0, -ak[na_ - 1] if na_ else 0, aq[na_ - 1] if na_ else 0)
-        if kind == APPLY:
-            for j in range(4): tops[i, j] = top[j]
-        if top[0] != last[0] or top[1] != last[1] or top[2] != last[2] or top[3] != last[3]:
-            bbo[n_bbo, 0] = ts; bbo[n_bbo, 1] = u
-            for j in range(4):
-                bbo[n_bbo, 2 + j] = top[j]; last[j] = top[j]
-            n_bbo += 1
+        n_bbo = _top(top, kind == APPLY, i, tops, last, bbo, n_bbo, ts, u)
         if every_ns == 0: n_dep = _depth_row(dep, n_dep, ts, u, bk, bq, nb_, ak, aq, na_, levels)
     if dirty: n_dep = _depth_row(dep, n_dep, tick, u, bk, bq, nb_, ak, aq, na_, levels)
     return n_bbo, n_ev, n_dep
@@ -747,13 +753,7 @@ def rebuild_book_dense(steps, snap_b, snap_a, diff_b, diff_a, d_ts, d_u, levels,
             off, px, qty = diff_a
             ba, n_ev = _dense_levels(px, qty, off[i], off[i + 1], qa, ba, 1, lo, ts, u, _ASK, bid, ask, ev, n_ev)
         top = (lo + bb if bb >= 0 else 0, qb[bb] if bb >= 0 else 0, lo + ba if ba >= 0 else 0, qa[ba] if ba >= 0 else 0)
-        if kind == APPLY:
-            for j in range(4): tops[i, j] = top[j]
-        if top[0] != last[0] or top[1] != last[1] or top[2] != last[2] or top[3] != last[3]:
-            bbo[n_bbo, 0] = ts; bbo[n_bbo, 1] = u
-            for j in range(4):
-                bbo[n_bbo, 2 + j] = top[j]; last[j] = top[j]
-            n_bbo += 1
+        n_bbo = _top(top, kind == APPLY, i, tops, last, bbo, n_bbo, ts, u)
         if every_ns == 0: n_dep = _dense_row(dep, n_dep, ts, u, qb, bb, qa, ba, lo, levels)
     if dirty: n_dep = _dense_row(dep, n_dep, tick, u, qb, bb, qa, ba, lo, levels)
     return n_bbo, n_ev, n_dep
