@@ -39,11 +39,11 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'CFG_EVERY_NS', 'CFG_BBO', 'CFG_TRADES', 'CFG_DEPTH', 'CFG_EVENTS', 'CFG_SIZE', 'SIDE_NONE', 'SIDE_B',
            'SIDE_S', 'KIND_EXECUTION', 'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL',
            'ACT_DELETE', 'ACT_EXECUTE', 'ACT_REPLACE', 'ACT_HIDDEN', 'ACT_CROSS', 'ZERO', 'BBO_ROWS', 'TRADE_ROWS',
-           'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA', 'EVENT_SCHEMA',
-           'SCHEMAS', 'SIDES', 'KINDS', 'ACTIONS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert', 'ht_delete',
-           'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'close_tick',
-           'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine', 'BookResult',
-           'replay', 'ParquetOut', 'write_bbo', 'write_book']
+           'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'BAD_FRAME', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA',
+           'EVENT_SCHEMA', 'SCHEMAS', 'SIDES', 'KINDS', 'ACTIONS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert',
+           'ht_delete', 'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'replay_bytes',
+           'close_tick', 'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine',
+           'BookResult', 'replay', 'ParquetOut', 'write_bbo', 'write_book']
 
 # %% ../nbs/02_book.ipynb #c005
 _OFF = itch.FIELD_OFFSETS
@@ -424,43 +424,66 @@ def _room(S, O, cfg):
     if cfg[CFG_DEPTH] and st[S_NDEPTH] + st[S_NDIRTY] + 2 > O[3].shape[1]: return NEED_FLUSH
     return DONE
 
+@_inline
+def _message(S, O, cfg, wanted, buf, s, t, seq, events, clocked):
+    "Replay message `seq` of the stream, of type t, whose type byte is buf[s]."
+    ht, bk, slab, ls, dirty, st, unk, by_type = S
+    by_type[t] += 1
+    ts = be_u48(buf, s + TS)
+    if clocked: _clock(S, O, cfg, ts)
+    loc = be_u16(buf, s + LOC)
+    if not _booked(ls, st, cfg, wanted, buf, s, t, loc): return
+    h, take, ref, side, price, shares, kind, trade_price, trade_size, aggressor, match = _read(S, buf, s, t, loc, seq)
+    if h == SKIP: return
+    bid, ask = ZERO, ZERO
+    if events: bid, ask = _top(bk, slab, 2 * loc)[0], _top(bk, slab, 2 * loc + 1)[0]
+    if h >= 0:
+        was_side, was_price = (ht[h, 1] & 1) + 1, ht[h, 2]
+        gone = _reduce(S, h, take)
+        action = ACT_DELETE if t == T_D or t == T_U else ACT_CANCEL if t == T_X else ACT_EXECUTE
+        _event(O, cfg, st, ts, loc, action, was_side, was_price, gone, bid, ask)
+        if events and shares >= 0: bid, ask = _top(bk, slab, 2 * loc)[0], _top(bk, slab, 2 * loc + 1)[0]
+    if kind >= 0:
+        _trade(O, cfg, st, ls, ts, loc, trade_price, trade_size, aggressor, match, kind)
+        if kind == KIND_HIDDEN or kind == KIND_CROSS:               # trades that change no book
+            _event(O, cfg, st, ts, loc, ACT_HIDDEN if kind == KIND_HIDDEN else ACT_CROSS,
+                   (3 - aggressor) % 3 if kind == KIND_HIDDEN else SIDE_NONE, trade_price, trade_size, bid, ask)
+    booked = shares >= 0 and _add(S, ref, loc, side, price, shares)
+    if booked: _event(O, cfg, st, ts, loc, ACT_REPLACE if t == T_U else ACT_ADD, side + 1, price, shares, bid, ask)
+    if st[S_DUP_LOC]:                       # a reused reference took an order off another book first
+        other = st[S_DUP_LOC] - 1
+        st[S_DUP_LOC] = 0
+        if other != loc: _after(S, O, cfg, ts, other)
+    if booked or h >= 0: _after(S, O, cfg, ts, loc)
+
 @_jit
 def replay_chunk(buf, starts, types, i0, seq0, cfg, wanted, S, O):
     "Replay messages i0.. of a framed chunk. Returns (index to resume at, DONE or what is short)."
-    ht, bk, slab, ls, dirty, st, unk, by_type = S
     events, clocked = cfg[CFG_EVENTS] != 0, cfg[CFG_DEPTH] != 0 and cfg[CFG_EVERY_NS] > 0
     for i in range(i0, starts.shape[0]):
         need = _room(S, O, cfg)
         if need != DONE: return i, need
-        s, t = starts[i], types[i]
-        by_type[t] += 1
-        ts = be_u48(buf, s + TS)
-        if clocked: _clock(S, O, cfg, ts)
-        loc = be_u16(buf, s + LOC)
-        if not _booked(ls, st, cfg, wanted, buf, s, t, loc): continue
-        h, take, ref, side, price, shares, kind, trade_price, trade_size, aggressor, match = _read(S, buf, s, t, loc, seq0 + i)
-        if h == SKIP: continue
-        bid, ask = ZERO, ZERO
-        if events: bid, ask = _top(bk, slab, 2 * loc)[0], _top(bk, slab, 2 * loc + 1)[0]
-        if h >= 0:
-            was_side, was_price = (ht[h, 1] & 1) + 1, ht[h, 2]
-            gone = _reduce(S, h, take)
-            action = ACT_DELETE if t == T_D or t == T_U else ACT_CANCEL if t == T_X else ACT_EXECUTE
-            _event(O, cfg, st, ts, loc, action, was_side, was_price, gone, bid, ask)
-            if events and shares >= 0: bid, ask = _top(bk, slab, 2 * loc)[0], _top(bk, slab, 2 * loc + 1)[0]
-        if kind >= 0:
-            _trade(O, cfg, st, ls, ts, loc, trade_price, trade_size, aggressor, match, kind)
-            if kind == KIND_HIDDEN or kind == KIND_CROSS:               # trades that change no book
-                _event(O, cfg, st, ts, loc, ACT_HIDDEN if kind == KIND_HIDDEN else ACT_CROSS,
-                       (3 - aggressor) % 3 if kind == KIND_HIDDEN else SIDE_NONE, trade_price, trade_size, bid, ask)
-        booked = shares >= 0 and _add(S, ref, loc, side, price, shares)
-        if booked: _event(O, cfg, st, ts, loc, ACT_REPLACE if t == T_U else ACT_ADD, side + 1, price, shares, bid, ask)
-        if st[S_DUP_LOC]:                       # a reused reference took an order off another book first
-            other = st[S_DUP_LOC] - 1
-            st[S_DUP_LOC] = 0
-            if other != loc: _after(S, O, cfg, ts, other)
-        if booked or h >= 0: _after(S, O, cfg, ts, loc)
+        _message(S, O, cfg, wanted, buf, starts[i], types[i], seq0 + i, events, clocked)
     return starts.shape[0], DONE
+
+BAD_FRAME = 4     # replay_bytes stopped at a frame that does not check out
+
+@_jit
+def replay_bytes(buf, pos, n, seq, stop, lengths, cfg, wanted, S, O):
+    """Frame and replay buf[pos:n] in one pass, message `seq` first, until message `stop`. Returns
+    (position, next seq, status): DONE once less than a whole frame is left, BAD_FRAME at a frame whose
+    length prefix disagrees with its type, or what is short (the message at `position` is not replayed)."""
+    events, clocked = cfg[CFG_EVENTS] != 0, cfg[CFG_DEPTH] != 0 and cfg[CFG_EVERY_NS] > 0
+    while pos + 3 <= n and seq < stop:
+        L, t = be_u16(buf, pos), buf[pos + 2]
+        want = lengths[t]
+        if want == 0 or want != L: return pos, seq, BAD_FRAME
+        if pos + 2 + L > n: break
+        need = _room(S, O, cfg)
+        if need != DONE: return pos, seq, need
+        _message(S, O, cfg, wanted, buf, pos + 2, t, seq, events, clocked)
+        pos += 2 + L; seq += 1
+    return pos, seq, DONE
 
 @_jit
 def close_tick(S, O, cfg):
@@ -667,17 +690,13 @@ class BookEngine(_BookState):
         super().__init__(config if config is not None else BookConfig(**settings))
         self._parts = {name: [] for name in self.outputs}
         self._names, self._names_at = None, -1
+        self._seq = 0                   # messages `stream` has replayed
         self.finished = False
 
     def feed(self, frames: itch.Frames) -> dict[str, pa.Table]:
         "Replay one framed chunk; returns the rows it produced."
         if self.finished: raise MqbenchError("this BookEngine has finished; start a new one to replay more")
-        i = 0
-        while True:
-            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
-                                     self._cfg, self._wanted, tuple(self._S), tuple(self._O))
-            if status == DONE: break
-            self._make_room(status)
+        self._replay_frames(frames)
         self._drain()
         return self._collect()
 
@@ -691,11 +710,57 @@ class BookEngine(_BookState):
             self.finished = True
         return self._collect()
 
-    def stream(self, source, *, errors: str = "raise", chunk_bytes: int = 1 << 24) -> Iterator[dict[str, pa.Table]]:
-        "Replay a whole ITCH source (path, .gz, file object, bytes), yielding each chunk's rows, then finish's."
-        for fr in itch.iter_frames(source, errors=errors, chunk_bytes=chunk_bytes, stats=self.frame_stats):
-            yield self.feed(fr)
+    def stream(self, source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
+               limit: int | None = None) -> Iterator[dict[str, pa.Table]]:
+        """Replay a whole ITCH source (path, .gz, file object, bytes), yielding each chunk's rows, then
+        finish's. Framing and replay are one pass; reading runs a chunk ahead on a thread. With `limit`,
+        only the first `limit` messages of the stream."""
+        if errors not in ("raise", "skip"): raise ValueError(f"errors must be 'raise' or 'skip', not {errors!r}")
+        if self.finished: raise MqbenchError("this BookEngine has finished; start a new one to replay more")
+        if limit is not None and limit < 1: raise MqbenchError(f"limit must be a positive number of messages, not {limit}")
+        stop = np.iinfo(np.int64).max if limit is None else self._seq + limit
+        blocks = itch.Blocks(source, chunk_bytes)
+        with contextlib.closing(iter(blocks)) as it:
+            for buf, base, final in it:
+                blocks.consume(self._replay_block(buf, base, final, errors == "skip", blocks.name, stop))
+                self._drain()
+                yield self._collect()
+                if self._seq >= stop: break
         yield self.finish()
+
+    def _replay_block(self, buf, base, final, skip, name, stop) -> int:
+        "Frame and replay a block up to message `stop`; the bytes used (a frame cut by the block's end waits for the next)."
+        seq0, pos, n = self._seq, 0, len(buf)
+        while True:
+            pos, self._seq, status = replay_bytes(buf, pos, n, self._seq, stop, itch.LENGTHS, self._cfg, self._wanted,
+                                                  tuple(self._S), tuple(self._O))
+            if status == DONE or status == BAD_FRAME: break
+            self._make_room(status)
+        fs = self.frame_stats
+        fs.messages += self._seq - seq0
+        if self._seq >= stop or (status == DONE and (pos == n or not final)): return pos
+        # a frame that does not check out, or the stream ending inside one: the framer raises, or skips it
+        rest = buf[pos:]
+        starts = np.empty(len(rest) // 12 + 1, np.int64)
+        count, used, st, bad, sb, sf = itch.frame(rest, len(rest), itch.LENGTHS, skip, final, starts)
+        if st != itch.OK: raise itch.ItchFormatError(name, base + pos + bad, itch.frame_problem(rest, bad, len(rest), st, final))
+        fs.skipped_bytes += sb; fs.skipped_frames += sf
+        starts = starts[:min(count, stop - self._seq)]
+        if len(starts):
+            self._replay_frames(itch.Frames(rest, starts, rest[starts], base + pos, self._seq))
+            self._seq += len(starts); fs.messages += len(starts)
+        pos += used
+        if final and pos < n:                   # skipping: a partial frame at the very end
+            fs.skipped_bytes += n - pos; fs.skipped_frames += 1; pos = n
+        return pos
+
+    def _replay_frames(self, frames: itch.Frames):
+        i = 0
+        while True:
+            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
+                                     self._cfg, self._wanted, tuple(self._S), tuple(self._O))
+            if status == DONE: return
+            self._make_room(status)
 
     # -- room and rows ---------------------------------------------------------------------------------
     def _make_room(self, status):

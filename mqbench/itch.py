@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_itch.ipynb #c003
 from __future__ import annotations
-import gzip, io, zlib
+import gzip, io, queue, threading, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -21,10 +21,10 @@ except ImportError:           # pragma: no cover - the standard library's gzip, 
     gzip_reader, _isal_error = gzip, zlib.error
 
 # %% auto #0
-__all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'OK', 'NEED_MORE', 'ZERO_LENGTH', 'UNKNOWN_TYPE',
-           'BAD_LENGTH', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48', 'be_u64', 'frame',
-           'Frames', 'FrameStats', 'iter_frames', 'decode', 'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain',
-           'encode', 'ItchWriter', 'write', 'stats']
+__all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'LENGTHS', 'OK', 'NEED_MORE', 'ZERO_LENGTH',
+           'UNKNOWN_TYPE', 'BAD_LENGTH', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48',
+           'be_u64', 'frame', 'Frames', 'frame_problem', 'FrameStats', 'iter_frames', 'Blocks', 'decode', 'Directory',
+           'iter_tables', 'read', 'fmt_ns', 'explain', 'encode', 'ItchWriter', 'write', 'stats']
 
 # %% ../nbs/01_itch.ipynb #c005
 class Field(NamedTuple):
@@ -133,8 +133,8 @@ class ItchFormatError(MqbenchError):
         super().__init__(f"{source}: byte offset {offset}: {problem}")
 
 # %% ../nbs/01_itch.ipynb #c014
-_LENGTHS = np.zeros(256, np.int64)       # type byte -> message length (0: not a type)
-for _t, _s in SPECS.items(): _LENGTHS[ord(_t)] = _s.length
+LENGTHS = np.zeros(256, np.int64)       # type byte -> message length (0: not a type)
+for _t, _s in SPECS.items(): LENGTHS[ord(_t)] = _s.length
 
 # status codes returned by the framer
 OK, NEED_MORE, ZERO_LENGTH, UNKNOWN_TYPE, BAD_LENGTH = 0, 1, 2, 3, 4
@@ -222,7 +222,7 @@ _MESSAGES = {OK: "", ZERO_LENGTH: "a zero-length frame; expected a 2-byte length
              UNKNOWN_TYPE: "unknown message type byte {t!r}; expected one of " + "".join(sorted(SPECS)),
              BAD_LENGTH: "length prefix {L} disagrees with type {t!r}, whose messages are {want} bytes"}
 
-def _problem(buf, pos, n, st, final):
+def frame_problem(buf, pos, n, st, final):
     L = int(be_u16(buf, pos)) if pos + 2 <= n else 0
     if st == NEED_MORE:
         have = n - pos
@@ -254,9 +254,9 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
             if not data: break
             buf = np.frombuffer(data, np.uint8)
             starts = np.empty(len(data) // 12 + 1, np.int64)
-            count, consumed, st, bad, sb, sf = frame(buf, len(buf), _LENGTHS, errors == "skip", final, starts)
+            count, consumed, st, bad, sb, sf = frame(buf, len(buf), LENGTHS, errors == "skip", final, starts)
             if st != OK:
-                raise ItchFormatError(name, base + bad, _problem(buf, bad, len(buf), st, final))
+                raise ItchFormatError(name, base + bad, frame_problem(buf, bad, len(buf), st, final))
             stats.messages += count; stats.skipped_bytes += sb; stats.skipped_frames += sf
             if count:
                 starts = starts[:count]
@@ -268,6 +268,84 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
                 stats.skipped_bytes += len(carry); stats.skipped_frames += 1
     finally:
         if owned: f.close()
+
+# %% ../nbs/01_itch.ipynb #nad2f3d
+_DAMAGED = (OSError, EOFError, zlib.error, _isal_error)     # what a damaged compressed stream raises on read
+
+def _fill(f, view: np.ndarray) -> int:
+    "Read into `view` until it is full or the stream ends; the number of bytes read."
+    got, mv = 0, memoryview(view)
+    readinto = getattr(f, "readinto", None)
+    while got < len(view):
+        if readinto is not None: k = readinto(mv[got:])
+        else:
+            b = f.read(len(view) - got); k = len(b); view[got:got + k] = np.frombuffer(b, np.uint8)
+        if not k: break
+        got += k
+    return got
+
+class Blocks:
+    """A source read one block ahead on a thread into reused buffers. Iterating yields `(buf, base, final)`:
+    `buf` (uint8) begins with what the consumer left unconsumed of the previous block, `base` is the
+    stream offset of buf[0], and `final` is True only for a last call holding nothing but a leftover tail.
+    Say with `consume(k)` how many bytes of a block were used before taking the next (default: all).
+    A buffer is refilled two blocks later: keep no view of it past that."""
+    HEAD = 256      # room before each block for the previous block's leftover (a whole frame is at most 52 bytes)
+
+    def __init__(self, source, chunk_bytes: int = 1 << 24):
+        if chunk_bytes < 1: raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
+        self.source, self.chunk_bytes, self._used = source, chunk_bytes, None
+        self.name = "<stream>"
+
+    def consume(self, k: int): self._used = int(k)
+
+    def _read(self, f, free: queue.Queue, ready: queue.Queue, stop: threading.Event):
+        try:
+            while not stop.is_set():
+                try: buf = free.get(timeout=0.05)
+                except queue.Empty: continue
+                k = _fill(f, buf[self.HEAD:])
+                ready.put((buf, k))
+                if k == 0: return
+        except BaseException as e:                  # handed to the consumer, which raises it in its thread
+            ready.put(e)
+
+    def __iter__(self):
+        f, self.name, owned = _open(self.source)
+        free, ready, stop = queue.Queue(), queue.Queue(), threading.Event()
+        for _ in range(3): free.put(np.empty(self.HEAD + self.chunk_bytes, np.uint8))
+        reader = threading.Thread(target=self._read, args=(f, free, ready, stop), daemon=True, name="mqbench-blocks")
+        reader.start()
+        carry, base, held = np.empty(0, np.uint8), 0, None
+        try:
+            while True:
+                item = ready.get()
+                if isinstance(item, _DAMAGED):
+                    raise ItchFormatError(self.name, base + len(carry), f"the compressed stream is damaged ({item})") from None
+                if isinstance(item, BaseException): raise item
+                buf, k = item
+                if held is not None: free.put(held)
+                held = buf
+                n = len(carry)
+                if k == 0:                          # the end: what is left is the consumer's to judge
+                    if n: self._used = None; yield carry, base, True
+                    return
+                if n <= self.HEAD:
+                    buf[self.HEAD - n:self.HEAD] = carry
+                    data = buf[self.HEAD - n:self.HEAD + k]
+                else:                               # a consumer that left more than a frame: copy once
+                    data = np.concatenate([carry, buf[self.HEAD:self.HEAD + k]])
+                self._used = None
+                yield data, base, False
+                used = len(data) if self._used is None else self._used
+                carry, base = data[used:].copy(), base + used
+        finally:
+            stop.set()
+            while reader.is_alive():                # unblock a reader waiting on a full queue, then let it end
+                try: ready.get(timeout=0.05)
+                except queue.Empty: pass
+            reader.join()
+            if owned: f.close()
 
 # %% ../nbs/01_itch.ipynb #c018
 @nb.njit(cache=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from . import itch, synth
+from . import synth
 from .book import BookConfig, BookEngine
 from .core import MqbenchError, data_dir
 from .features import (PRICE_SCALE, DatasetConfig, build_dataset, event_stream, grid_from_book,
@@ -34,19 +34,9 @@ def book_tables(source, *, levels: int = 10, every_ms: float = 100.0, symbols=No
     if limit is not None and limit < 1: raise MqbenchError(f"limit must be a positive number of messages, not {limit}")
     eng = BookEngine(BookConfig(symbols=symbols, levels=levels, every_ms=every_ms, bbo=True, trades=True,
                                 depth=True, events=True))
-    parts, seen = {k: [] for k in eng.outputs}, 0
-    frames = itch.iter_frames(source)
-    try:
-        for fr in frames:
-            if limit is not None and seen + len(fr.starts) > limit:
-                n = limit - seen
-                fr = fr._replace(starts=fr.starts[:n], types=fr.types[:n])
-            seen += len(fr.starts)
-            for k, t in eng.feed(fr).items(): parts[k].append(t)
-            if limit is not None and seen >= limit: break
-    finally:
-        frames.close()
-    for k, t in eng.finish().items(): parts[k].append(t)
+    parts = {k: [] for k in eng.outputs}
+    for chunk in eng.stream(source, limit=limit):
+        for k, t in chunk.items(): parts[k].append(t)
     counters = {**eng.counters, "symbols": sorted(eng.directory.values())}
     if symbols is not None and (unknown := sorted(set(symbols) - set(counters["symbols"]))):
         known = counters["symbols"]

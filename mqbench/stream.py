@@ -38,9 +38,9 @@ class ItchFramer:
         data = self._carry + bytes(data) if self._carry else bytes(data)
         buf = np.frombuffer(data, np.uint8)
         starts = np.empty(len(data) // 12 + 1, np.int64)
-        count, consumed, st, bad, _, _ = itch.frame(buf, len(buf), itch._LENGTHS, False, False, starts)
+        count, consumed, st, bad, _, _ = itch.frame(buf, len(buf), itch.LENGTHS, False, False, starts)
         if st != itch.OK:
-            raise itch.ItchFormatError(self.name, self.offset + bad, itch._problem(buf, bad, len(buf), st, False))
+            raise itch.ItchFormatError(self.name, self.offset + bad, itch.frame_problem(buf, bad, len(buf), st, False))
         self._carry = data[consumed:]
         base, seq = self.offset, self.messages
         self.offset += consumed; self.messages += count
@@ -50,8 +50,8 @@ class ItchFramer:
         "End of the stream: a partial message left over is an error."
         if self._carry:
             buf = np.frombuffer(self._carry, np.uint8)
-            st, _ = itch._frame_status(buf, 0, len(buf), itch._LENGTHS)
-            problem = itch._problem(buf, 0, len(buf), st if st != itch.OK else itch.NEED_MORE, True)
+            st, _ = itch._frame_status(buf, 0, len(buf), itch.LENGTHS)
+            problem = itch.frame_problem(buf, 0, len(buf), st if st != itch.OK else itch.NEED_MORE, True)
             raise itch.ItchFormatError(self.name, self.offset, problem)
 
 # %% ../nbs/16_stream.ipynb #n316c62
