@@ -33,8 +33,8 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'P_MATCH', 'Q_SHARES', 'Q_STOCK', 'Q_PRICE', 'Q_MATCH', 'B_MATCH', 'R_STOCK', 'T_A', 'T_F', 'T_E', 'T_C',
            'T_X', 'T_D', 'T_U', 'T_P', 'T_Q', 'T_B', 'T_R', 'EMPTY', 'S_ORDERS', 'S_SLAB_USED', 'S_MAX_SIDE', 'S_TICK',
            'S_NDIRTY', 'S_NBBO', 'S_NTRADES', 'S_NEVENTS', 'S_NDEPTH', 'S_DIRECTORY', 'S_UNKNOWN', 'S_DUPLICATE',
-           'S_CROSSED', 'S_NEGATIVE', 'S_INVALID', 'S_DUP_LOC', 'S_SIZE', 'L_ACTIVE', 'L_KNOWN', 'L_CODE', 'L_BID',
-           'L_BID_SZ', 'L_ASK', 'L_ASK_SZ', 'L_DIRTY', 'L_NBBO', 'L_NTRADES', 'L_NMSG', 'L_SIZE', 'N_LOCATES',
+           'S_CROSSED', 'S_NEGATIVE', 'S_INVALID', 'S_DUP_LOC', 'S_SIZE', 'L_ACTIVE', 'L_KNOWN', 'L_NMSG', 'L_BID',
+           'L_BID_SZ', 'L_ASK', 'L_ASK_SZ', 'L_NBBO', 'L_CODE', 'L_DIRTY', 'L_NTRADES', 'L_SIZE', 'N_LOCATES',
            'MIN_SIDE', 'SCAN', 'DONE', 'NEED_TABLE', 'NEED_SLAB', 'NEED_FLUSH', 'CFG_FILTER', 'CFG_LEVELS',
            'CFG_EVERY_NS', 'CFG_BBO', 'CFG_TRADES', 'CFG_DEPTH', 'CFG_EVENTS', 'CFG_SIZE', 'SIDE_NONE', 'SIDE_B',
            'SIDE_S', 'KIND_EXECUTION', 'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL',
@@ -121,8 +121,9 @@ def ht_rehash(old, new):
 # %% ../nbs/02_book.ipynb #c013
 (S_ORDERS, S_SLAB_USED, S_MAX_SIDE, S_TICK, S_NDIRTY, S_NBBO, S_NTRADES, S_NEVENTS, S_NDEPTH, S_DIRECTORY,
  S_UNKNOWN, S_DUPLICATE, S_CROSSED, S_NEGATIVE, S_INVALID, S_DUP_LOC, S_SIZE) = range(17)
-(L_ACTIVE, L_KNOWN, L_CODE, L_BID, L_BID_SZ, L_ASK, L_ASK_SZ, L_DIRTY, L_NBBO, L_NTRADES, L_NMSG,
- L_SIZE) = range(12)
+# what every booked message reads and writes comes first, in one 64-byte line of a 128-byte row
+(L_ACTIVE, L_KNOWN, L_NMSG, L_BID, L_BID_SZ, L_ASK, L_ASK_SZ, L_NBBO, L_CODE, L_DIRTY, L_NTRADES,
+ L_SIZE) = (*range(11), 16)
 N_LOCATES = 1 << 16
 
 # %% ../nbs/02_book.ipynb #c015
@@ -416,7 +417,7 @@ def _read(S, buf, s, t, loc, seq):
 def _room(S, O, cfg):
     "What the next message could lack: DONE when nothing."
     ht, bk, slab, ls, dirty, st, unk, by_type = S
-    if 2 * (st[S_ORDERS] + 1) > ht.shape[0]: return NEED_TABLE
+    if 4 * (st[S_ORDERS] + 1) > ht.shape[0]: return NEED_TABLE
     if slab.shape[0] - st[S_SLAB_USED] < 2 * st[S_MAX_SIDE] + MIN_SIDE: return NEED_SLAB
     if cfg[CFG_BBO] and st[S_NBBO] + 2 > O[0].shape[1]: return NEED_FLUSH      # 2: a reused reference changes two books
     if cfg[CFG_TRADES] and st[S_NTRADES] + 1 > O[1].shape[1]: return NEED_FLUSH
