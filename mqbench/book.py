@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_book.ipynb #c003
 from __future__ import annotations
-import contextlib, json, time
+import contextlib, json, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,7 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'EVENT_SCHEMA', 'SCHEMAS', 'SIDES', 'KINDS', 'ACTIONS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert',
            'ht_delete', 'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'replay_bytes',
            'close_tick', 'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine',
-           'BookResult', 'replay', 'ParquetOut', 'write_bbo', 'write_book']
+           'BookResult', 'replay', 'ParquetOut', 'write_bbo', 'write_book', 'warm_cache']
 
 # %% ../nbs/02_book.ipynb #c005
 _OFF = itch.FIELD_OFFSETS
@@ -900,3 +900,18 @@ def write_book(source, out_dir, levels: int = 10, every_ms: float | None = 100, 
     inputs = [source] if isinstance(source, (str, Path)) else []
     write_manifest(out_dir, stage="book", inputs=inputs, params=params, counts={k: f["rows"] for k, f in files.items()})
     return summary
+
+# %% ../nbs/02_book.ipynb #n8c00cc
+_WARM = ("from mqbench.book import warm_cache; warm_cache(background=False)")
+
+def warm_cache(background: bool = True):
+    """Compile (or load) `BookEngine.stream`'s replay loop and depth clock on a few messages, filling numba's cache on
+    disk (one compiled loop serves every configuration: the settings are data). With `background`, in a child process, which is returned (`wait()` for it); else here, returning None."""
+    if background:
+        return subprocess.Popen([sys.executable, "-c", _WARM], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = {"R": np.zeros(1, itch.DTYPES["R"]), "A": np.zeros(2, itch.DTYPES["A"])}
+    rows["R"]["stock_locate"], rows["R"]["stock"] = 1, "WARM"
+    a = rows["A"]
+    a["seq"], a["stock_locate"], a["timestamp"], a["order_ref"] = [1, 2], 1, [1, 300_000_000], [1, 2]
+    a["side"], a["shares"], a["stock"], a["price"] = ["B", "S"], 100, "WARM", [10_000, 10_100]
+    for _ in BookEngine(depth=True, events=True, every_ms=100).stream(itch.encode(rows)): pass

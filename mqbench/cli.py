@@ -263,7 +263,7 @@ def _demo_parser(sub):
     out_option(d, "output folder for the data (default data/demo)", required=False)
     d.add_argument("--steps", type=int, default=200, help="training steps of the decoder")
     d.add_argument("--preset", default="tiny", help="the decoder's size")
-    d.add_argument("--ablation-budgets", default="40,120", help="training steps compared in the ablation report")
+    d.add_argument("--ablation-budgets", default="40,80", help="training steps compared in the ablation report")
     d.add_argument("--leaderboard-param", nargs=2, action="append", metavar=("KEY", "VALUE"),
                    help="set a parameter of the leaderboard report over the main job's (mqbench.demo.LEADERBOARD), e.g. seeds 1")
     d.add_argument("--reports-root", default=None, help="where the reports go (default reports/)")
