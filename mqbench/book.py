@@ -905,8 +905,9 @@ def write_book(source, out_dir, levels: int = 10, every_ms: float | None = 100, 
 _WARM = ("from mqbench.book import warm_cache; warm_cache(background=False)")
 
 def warm_cache(background: bool = True):
-    """Compile (or load) `BookEngine.stream`'s replay loop and depth clock on a few messages, filling numba's cache on
-    disk (one compiled loop serves every configuration: the settings are data). With `background`, in a child process, which is returned (`wait()` for it); else here, returning None."""
+    """Compile (or load) `BookEngine.stream`'s replay loop and depth clock on a few messages, filling numba's
+    cache on disk (one compiled loop serves every configuration: the settings are data). With `background`, in
+    a child process, which is returned (`wait()` for it); else here, returning None."""
     if background:
         return subprocess.Popen([sys.executable, "-c", _WARM], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = {"R": np.zeros(1, itch.DTYPES["R"]), "A": np.zeros(2, itch.DTYPES["A"])}
