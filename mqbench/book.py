@@ -417,7 +417,7 @@ def _read(S, buf, s, t, loc, seq):
 def _room(S, O, cfg):
     "What the next message could lack: DONE when nothing."
     ht, bk, slab, ls, dirty, st, unk, by_type = S
-    if 4 * (st[S_ORDERS] + 1) > ht.shape[0]: return NEED_TABLE
+    if 2 * (st[S_ORDERS] + 1) > ht.shape[0]: return NEED_TABLE
     if slab.shape[0] - st[S_SLAB_USED] < 2 * st[S_MAX_SIDE] + MIN_SIDE: return NEED_SLAB
     if cfg[CFG_BBO] and st[S_NBBO] + 2 > O[0].shape[1]: return NEED_FLUSH      # 2: a reused reference changes two books
     if cfg[CFG_TRADES] and st[S_NTRADES] + 1 > O[1].shape[1]: return NEED_FLUSH
