@@ -550,9 +550,10 @@ def symbol_code(symbol: str) -> int:
     return int.from_bytes(raw.ljust(8, b" "), "big")
 
 def symbol_names(codes: np.ndarray) -> list[str]:
-    "The inverse of `symbol_code`, for an array of codes."
+    """The inverse of `symbol_code`, for an array of codes. A byte above 127 (damaged input) reads as the code point
+    of the same value, as `itch` decodes alpha fields."""
     raw = np.asarray(codes, np.int64).astype(">u8").view("S8")
-    return np.strings.rstrip(raw, b" ").astype(str).tolist()
+    return [s.decode("latin-1") for s in np.strings.rstrip(raw, b" ").tolist()]
 
 # %% ../nbs/02_book.ipynb #n1f2ad3
 def _config_array(c: BookConfig) -> np.ndarray:

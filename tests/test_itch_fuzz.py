@@ -95,3 +95,28 @@ def test_damaged_gzip(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(itch.MqbenchError, match="no such file"):
         itch.read(tmp_path / "nope.itch")
+
+
+def _book(data: bytes, chunk: int, errors: str, one_pass: bool):
+    "(counters, BBO rows, trade rows) of the book engine on `data`, or the error's text: one pass or framed chunks."
+    from mqbench.book import BookEngine
+    eng, rows = BookEngine(events=True, depth=True, levels=3), {"bbo": 0, "trades": 0, "events": 0, "depth": 0}
+    try:
+        parts = (eng.stream(io.BytesIO(data), errors=errors, chunk_bytes=chunk) if one_pass else
+                 [eng.feed(fr) for fr in itch.iter_frames(io.BytesIO(data), errors=errors, chunk_bytes=chunk,
+                                                          stats=eng.frame_stats)] + [eng.finish()])
+        for p in parts:
+            for k, t in p.items(): rows[k] += len(t)
+    except itch.ItchFormatError as e:
+        return str(e)
+    return eng.counters, rows
+
+
+def test_book_one_pass_equals_framed_on_damage():
+    "The book engine's one-pass replay (framing as it goes) and its replay of framed chunks agree on damaged streams."
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        start = int(rng.integers(0, len(GOOD) - 3000))
+        data, chunk = _mutate(GOOD[start:start + 3000], rng), int(rng.integers(14, 4000))
+        for errors in ("raise", "skip"):
+            assert _book(data, chunk, errors, True) == _book(data, chunk, errors, False), (errors, chunk)
