@@ -13,9 +13,12 @@ $(VENV)/bin/python:
 # would fetch the newest build with several GB of CUDA libraries instead.
 TORCH ?= torch==2.13.0
 
+# The last step compiles the ITCH framer and book engine ahead of time (mqbench/compiled.py, ~45 s): a replay then
+# starts without numba. Without a C compiler it says so and numba compiles them at first use instead.
 $(VENV)/.installed: $(VENV)/bin/python settings.ini setup.py
 	$(PIP) "$(TORCH)"
 	$(PIP) -e .
+	$(PY) -m mqbench.compiled
 	@touch $@
 
 $(VENV)/.dev: $(VENV)/.installed

@@ -20,10 +20,13 @@ CODE_BYTES = 1 << 16          # the loop's machine code is about 20 KB
 
 def replay(path: str, dump: str):
     "Run in the profiled process: warm the loop up, dump its code, replay the day (BBO and trades)."
+    import os
+    os.environ["MQBENCH_AOT"] = "0"     # numba's build of the loop, whose address ctypes can read; the AOT build is the same code
     from mqbench import book
     from mqbench.core import real_data_dir
     for _ in book.BookEngine().stream(real_data_dir() / "itch50_orderflow_200msgs.itch"): pass
-    ov = book.replay_bytes.overloads[book.replay_bytes.signatures[0]]
+    loop = book.loops.replay_bytes
+    ov = loop.overloads[loop.signatures[0]]
     addr = ov.library.get_pointer_to_function(ov.fndesc.llvm_func_name)
     Path(dump).write_bytes(ctypes.string_at(addr, CODE_BYTES))
     Path(dump + ".addr").write_text(hex(addr))

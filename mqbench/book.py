@@ -4,19 +4,18 @@
 
 # %% ../nbs/02_book.ipynb #c003
 from __future__ import annotations
-import contextlib, json, subprocess, sys, time
+import contextlib, json, os, subprocess, sys, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import numba as nb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import itch
+from . import compiled, itch
+from .compiled import Loops, kernel
 from .core import MqbenchError, atomic_path, write_manifest
 from .itch import be_u16, be_u32, be_u48, be_u64
 
@@ -24,8 +23,10 @@ from .itch import be_u16, be_u32, be_u48, be_u64
 # counting: with it, every array handed to a helper inside the message loop costs a pair of atomic
 # operations, which measured at half the run time (numba/numba#2345 describes the effect). They touch
 # no Python object either, so they let go of the GIL: parquet compression can run beside them.
-_jit = nb.njit(cache=True, _nrt=False, nogil=True)
-_inline = nb.njit(cache=True, _nrt=False, inline="always")   # small helpers, compiled into their callers
+# Compiled when first called (`compiled.kernel`), or served by the ahead-of-time build: a replay imports no numba.
+_jit = kernel(cache=True, _nrt=False, nogil=True)
+_inline = kernel(cache=True, _nrt=False, inline="always")   # small helpers, compiled into their callers
+if TYPE_CHECKING: import pandas as pd                          # imported where used: a replay needs no pandas
 
 # %% auto #0
 __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_REF', 'E_SHARES', 'E_MATCH', 'C_PRINTABLE',
@@ -39,11 +40,11 @@ __all__ = ['LOC', 'TS', 'A_REF', 'A_SIDE', 'A_SHARES', 'A_STOCK', 'A_PRICE', 'E_
            'CFG_EVERY_NS', 'CFG_BBO', 'CFG_TRADES', 'CFG_DEPTH', 'CFG_EVENTS', 'CFG_SIZE', 'SIDE_NONE', 'SIDE_B',
            'SIDE_S', 'KIND_EXECUTION', 'KIND_HIDDEN', 'KIND_CROSS', 'KIND_BROKEN', 'ACT_ADD', 'ACT_CANCEL',
            'ACT_DELETE', 'ACT_EXECUTE', 'ACT_REPLACE', 'ACT_HIDDEN', 'ACT_CROSS', 'ZERO', 'BBO_ROWS', 'TRADE_ROWS',
-           'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'BAD_FRAME', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA',
+           'EVENT_ROWS', 'N_EXAMPLES', 'NO_ORDER', 'SKIP', 'BAD_FRAME', 'loops', 'CODE', 'BBO_SCHEMA', 'TRADE_SCHEMA',
            'EVENT_SCHEMA', 'SCHEMAS', 'SIDES', 'KINDS', 'ACTIONS', 'new_order_table', 'ht_slot', 'ht_find', 'ht_insert',
            'ht_delete', 'ht_rehash', 'level_find', 'level_add', 'level_sub', 'compact', 'replay_chunk', 'replay_bytes',
-           'close_tick', 'depth_columns', 'depth_schema', 'BookConfig', 'symbol_code', 'symbol_names', 'BookEngine',
-           'BookResult', 'replay', 'ParquetOut', 'write_bbo', 'write_book', 'warm_cache']
+           'close_tick', 'depth_columns', 'depth_schema', 'arrow_column', 'arrow_strings', 'BookConfig', 'symbol_code',
+           'symbol_names', 'BookEngine', 'BookResult', 'replay', 'ParquetOut', 'write_bbo', 'write_book', 'warm_cache']
 
 # %% ../nbs/02_book.ipynb #c005
 _OFF = itch.FIELD_OFFSETS
@@ -491,6 +492,9 @@ def close_tick(S, O, cfg):
     "At the end of the stream: the depth rows of the pending tick."
     if S[5][S_NDIRTY] > 0: _emit_tick(S, O, cfg)
 
+# what the engine's Python code calls: the ahead-of-time build's loops when it is current, else numba's (`compiled`)
+loops = Loops(globals(), ("replay_bytes", "replay_chunk", "close_tick", "ht_rehash", "compact"))
+
 # %% ../nbs/02_book.ipynb #c029
 def _schema(*cols) -> pa.Schema: return pa.schema([pa.field(n, t) for n, t in cols])
 CODE = pa.dictionary(pa.int8(), pa.string())   # a few fixed strings (side, kind, action): categorical in pandas
@@ -511,14 +515,37 @@ def depth_schema(levels: int) -> pa.Schema:
 SCHEMAS = {"bbo": lambda levels: BBO_SCHEMA, "trades": lambda levels: TRADE_SCHEMA,
            "events": lambda levels: EVENT_SCHEMA, "depth": depth_schema}   # output -> schema, given the levels
 
-SIDES = pa.array(["B", "S"])                                              # SIDE_B, SIDE_S; SIDE_NONE is null
-KINDS = pa.array(["execution", "hidden", "cross", "broken"])             # by KIND_* code
-ACTIONS = pa.array(["add", "cancel", "delete", "execute", "replace", "hidden", "cross"])   # by ACT_* code
+# Arrow arrays are made from numpy's buffers: `pa.array` imports pandas (0.3 s of a cold process) to ask whether
+# its input is a pandas object, and a replay has no other use for pandas.
+_ARROW_TYPES = {np.dtype(t): a for t, a in ((np.int64, pa.int64()), (np.uint64, pa.uint64()), (np.uint16, pa.uint16()),
+                                            (np.int8, pa.int8()), (np.float64, pa.float64()))}
+
+def _bitmap(valid: np.ndarray | None):
+    return None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+def arrow_column(x: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    "A 1-d numeric numpy array as an Arrow array without a copy; null where `valid` is False."
+    x = np.ascontiguousarray(x)
+    return pa.Array.from_buffers(_ARROW_TYPES[x.dtype], len(x), [_bitmap(valid), pa.py_buffer(x)],
+                                 null_count=0 if valid is None else len(x) - int(np.count_nonzero(valid)))
+
+def arrow_strings(values: list) -> pa.Array:
+    "A list of str (or None: null) as an Arrow string array."
+    raw = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(raw) + 1, np.int32)
+    np.cumsum([len(b) for b in raw], out=offsets[1:])
+    valid = np.array([v is not None for v in values], bool)
+    return pa.Array.from_buffers(pa.string(), len(raw), [_bitmap(valid), pa.py_buffer(offsets), pa.py_buffer(b"".join(raw))],
+                                 null_count=len(raw) - int(valid.sum()))
+
+SIDES = arrow_strings(["B", "S"])                                              # SIDE_B, SIDE_S; SIDE_NONE is null
+KINDS = arrow_strings(["execution", "hidden", "cross", "broken"])             # by KIND_* code
+ACTIONS = arrow_strings(["add", "cancel", "delete", "execute", "replace", "hidden", "cross"])   # by ACT_* code
 
 def _coded(codes: np.ndarray, strings: pa.Array, null_code: int | None = None) -> pa.DictionaryArray:
     "Integer codes as a dictionary column over `strings` (`null_code`, if given, becomes null)."
-    if null_code is None: return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), strings)
-    return pa.DictionaryArray.from_arrays(pa.array((codes - 1).astype(np.int8), mask=codes == null_code), strings)
+    if null_code is None: return pa.DictionaryArray.from_arrays(arrow_column(codes.astype(np.int8)), strings)
+    return pa.DictionaryArray.from_arrays(arrow_column((codes - 1).astype(np.int8), codes != null_code), strings)
 
 @dataclass
 class BookConfig:
@@ -583,39 +610,39 @@ def _grow(S: list, status: int):
     ht, bk, slab, ls, dirty, st, unk, by_type = S
     if status == NEED_TABLE:
         bigger = new_order_table(2 * ht.shape[0])
-        ht_rehash(ht, bigger)
+        loops.ht_rehash(ht, bigger)
         S[0] = bigger
     elif status == NEED_SLAB:
         need = int(bk[:, 1].sum()) + 2 * int(st[S_MAX_SIDE]) + MIN_SIDE
         new = np.zeros((max(slab.shape[0], 2 * need), 2), np.int64)
-        compact(bk, slab, new, st)
+        loops.compact(bk, slab, new, st)
         S[2] = new
 
 # %% ../nbs/02_book.ipynb #nff69a4
 def _symbol_column(ls: np.ndarray) -> pa.Array:
     "Symbol by locate, null where not learnt yet."
     known = np.nonzero(ls[:, L_KNOWN])[0]
-    names = np.full(N_LOCATES, None, object)
-    names[known] = symbol_names(ls[known, L_CODE])
-    return pa.array(names, pa.string())
+    names = [None] * N_LOCATES
+    for loc, name in zip(known.tolist(), symbol_names(ls[known, L_CODE])): names[loc] = name
+    return arrow_strings(names)
 
 def _output_table(name: str, a: np.ndarray, symbols: pa.Array, levels: int) -> pa.Table:
     "The Arrow table of output `name` from the drained buffer `a` (a copy: the buffer itself is reused)."
     loc = a[1]
-    head = [pa.array(a[0]), pa.array(loc.astype(np.uint16)), symbols.take(pa.array(loc))]
+    head = [arrow_column(a[0]), arrow_column(loc.astype(np.uint16)), symbols.take(arrow_column(loc))]
     if name == "bbo":
-        return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:6]], schema=BBO_SCHEMA)
+        return pa.Table.from_arrays(head + [arrow_column(x) for x in a[2:6]], schema=BBO_SCHEMA)
     if name == "trades":
-        return pa.Table.from_arrays(head + [pa.array(a[2]), pa.array(a[3]), _coded(a[4], SIDES, SIDE_NONE),
-                                            pa.array(a[5].view(np.uint64)), _coded(a[6], KINDS)], schema=TRADE_SCHEMA)
+        return pa.Table.from_arrays(head + [arrow_column(a[2]), arrow_column(a[3]), _coded(a[4], SIDES, SIDE_NONE),
+                                            arrow_column(a[5].view(np.uint64)), _coded(a[6], KINDS)], schema=TRADE_SCHEMA)
     if name == "events":
         bid, ask = a[6], a[7]
         both = (bid > 0) & (ask > 0)
         mid = np.where(both, (bid + ask) / 2, np.nan)
         spread = np.where(both, (ask - bid).astype(np.float64), np.nan)
-        return pa.Table.from_arrays(head + [_coded(a[2], ACTIONS), _coded(a[3], SIDES, SIDE_NONE), pa.array(a[4]),
-                                            pa.array(a[5]), pa.array(mid), pa.array(spread)], schema=EVENT_SCHEMA)
-    return pa.Table.from_arrays(head + [pa.array(x) for x in a[2:]], schema=depth_schema(levels))
+        return pa.Table.from_arrays(head + [_coded(a[2], ACTIONS), _coded(a[3], SIDES, SIDE_NONE), arrow_column(a[4]),
+                                            arrow_column(a[5]), arrow_column(mid), arrow_column(spread)], schema=EVENT_SCHEMA)
+    return pa.Table.from_arrays(head + [arrow_column(x) for x in a[2:]], schema=depth_schema(levels))
 
 # %% ../nbs/02_book.ipynb #n301f41
 class _BookState:
@@ -673,6 +700,7 @@ class _BookState:
 
     def book(self, symbol) -> pd.DataFrame:
         "The whole book of one stock now: side, level (1 is the best), price, shares."
+        import pandas as pd
         loc, bk, slab = self.locate(symbol), self._S[1], self._S[2]
         sides = []
         for side, name in ((0, "B"), (1, "S")):
@@ -707,7 +735,7 @@ class BookEngine(_BookState):
         if not self.finished:
             st, dep = self._S[5], self._O[3]
             if self.config.depth and st[S_NDEPTH] + st[S_NDIRTY] > dep.shape[1]: self._make_room(NEED_FLUSH)
-            close_tick(tuple(self._S), tuple(self._O), self._cfg)
+            loops.close_tick(tuple(self._S), tuple(self._O), self._cfg)
             self._drain()
             self.finished = True
         return self._collect()
@@ -734,7 +762,7 @@ class BookEngine(_BookState):
         "Frame and replay a block up to message `stop`; the bytes used (a frame cut by the block's end waits for the next)."
         seq0, pos, n = self._seq, 0, len(buf)
         while True:
-            pos, self._seq, status = replay_bytes(buf, pos, n, self._seq, stop, itch.LENGTHS, self._cfg, self._wanted,
+            pos, self._seq, status = loops.replay_bytes(buf, pos, n, self._seq, stop, itch.LENGTHS, self._cfg, self._wanted,
                                                   tuple(self._S), tuple(self._O))
             if status == DONE or status == BAD_FRAME: break
             self._make_room(status)
@@ -744,7 +772,7 @@ class BookEngine(_BookState):
         # a frame that does not check out, or the stream ending inside one: the framer raises, or skips it
         rest = buf[pos:]
         starts = np.empty(len(rest) // 12 + 1, np.int64)
-        count, used, st, bad, sb, sf = itch.frame(rest, len(rest), itch.LENGTHS, skip, final, starts)
+        count, used, st, bad, sb, sf = itch.loops.frame(rest, len(rest), itch.LENGTHS, skip, final, starts)
         if st != itch.OK: raise itch.ItchFormatError(name, base + pos + bad, itch.frame_problem(rest, bad, len(rest), st, final))
         fs.skipped_bytes += sb; fs.skipped_frames += sf
         starts = starts[:min(count, stop - self._seq)]
@@ -759,7 +787,7 @@ class BookEngine(_BookState):
     def _replay_frames(self, frames: itch.Frames):
         i = 0
         while True:
-            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
+            i, status = loops.replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0,
                                      self._cfg, self._wanted, tuple(self._S), tuple(self._O))
             if status == DONE: return
             self._make_room(status)
@@ -794,7 +822,7 @@ class BookEngine(_BookState):
     def _collect(self) -> dict[str, pa.Table]:
         out = {}
         for name, parts in self._parts.items():
-            out[name] = pa.concat_tables(parts) if parts else SCHEMAS[name](self.config.levels).empty_table()
+            out[name] = pa.concat_tables(parts) if parts else pa.Table.from_batches([], SCHEMAS[name](self.config.levels))  # (empty_table() imports pandas)
             parts.clear()
         return out
 
@@ -905,12 +933,26 @@ def write_book(source, out_dir, levels: int = 10, every_ms: float | None = 100, 
 # %% ../nbs/02_book.ipynb #n8c00cc
 _WARM = ("from mqbench.book import warm_cache; warm_cache(background=False)")
 
+def _aot_exports():
+    "The loops as the ahead-of-time build compiles them: name, the arguments the engine passes, return type."
+    eng = BookEngine(depth=True, events=True)
+    S, O, cfg, wanted = tuple(eng._S), tuple(eng._O), eng._cfg, eng._wanted
+    some, ints = np.zeros(1, np.uint8), np.zeros(1, np.int64)
+    return [("replay_bytes", (some, 0, 0, 0, 0, itch.LENGTHS, cfg, wanted, S, O), "UniTuple(int64, 3)"),
+            ("replay_chunk", (some, ints, some, 0, 0, cfg, wanted, S, O), "UniTuple(int64, 2)"),
+            ("close_tick", (S, O, cfg), "none"), ("ht_rehash", (S[0], S[0]), "none"), ("compact", (S[1], S[2], S[2], S[5]), "none")]
+
 def warm_cache(background: bool = True):
-    """Compile (or load) `BookEngine.stream`'s replay loop and depth clock on a few messages, filling numba's
-    cache on disk (one compiled loop serves every configuration: the settings are data). With `background`, in
-    a child process, which is returned (`wait()` for it); else here, returning None."""
+    """Have the replay loops ready: the ahead-of-time build if it is missing; where it cannot be made, numba's cache
+    filled by replaying a few messages (one compiled loop serves every configuration: the settings are data).
+    With `background`, in a child process, which is returned (`wait()` for it), or None when the build is current."""
+    if compiled.status()["in_use"]: return None
     if background:
         return subprocess.Popen([sys.executable, "-c", _WARM], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if os.environ.get("MQBENCH_AOT", "1") != "0":
+        try: compiled.build(); return None
+        except Exception as e: warnings.warn(f"no ahead-of-time build of the replay loops ({type(e).__name__}: {e}); "
+                                             "numba compiles them instead")
     rows = {"R": np.zeros(1, itch.DTYPES["R"]), "A": np.zeros(2, itch.DTYPES["A"])}
     rows["R"]["stock_locate"], rows["R"]["stock"] = 1, "WARM"
     a = rows["A"]

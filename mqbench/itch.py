@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
-import numba as nb
 import numpy as np
 
+from .compiled import Loops, kernel
 from .core import MqbenchError, atomic_path
 
 try:                          # isal's igzip reads gzip 2 to 2.6 times as fast as zlib on our files (see "Reading .gz faster")
@@ -22,9 +22,9 @@ except ImportError:           # pragma: no cover - the standard library's gzip, 
 
 # %% auto #0
 __all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'LENGTHS', 'OK', 'NEED_MORE', 'ZERO_LENGTH',
-           'UNKNOWN_TYPE', 'BAD_LENGTH', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32', 'be_u48',
-           'be_u64', 'frame', 'Frames', 'frame_problem', 'FrameStats', 'iter_frames', 'Blocks', 'decode', 'Directory',
-           'iter_tables', 'read', 'fmt_ns', 'explain', 'encode', 'ItchWriter', 'write', 'stats']
+           'UNKNOWN_TYPE', 'BAD_LENGTH', 'loops', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32',
+           'be_u48', 'be_u64', 'frame', 'Frames', 'frame_problem', 'FrameStats', 'iter_frames', 'Blocks', 'decode',
+           'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain', 'encode', 'ItchWriter', 'write', 'stats']
 
 # %% ../nbs/01_itch.ipynb #c005
 class Field(NamedTuple):
@@ -139,20 +139,20 @@ for _t, _s in SPECS.items(): LENGTHS[ord(_t)] = _s.length
 # status codes returned by the framer
 OK, NEED_MORE, ZERO_LENGTH, UNKNOWN_TYPE, BAD_LENGTH = 0, 1, 2, 3, 4
 
-@nb.njit(cache=True, inline="always")
+@kernel(cache=True, inline="always")
 def be_u16(buf, i): return (np.int64(buf[i]) << 8) | np.int64(buf[i + 1])
 
-@nb.njit(cache=True, inline="always")
+@kernel(cache=True, inline="always")
 def be_u32(buf, i):
     return (np.int64(buf[i]) << 24) | (np.int64(buf[i + 1]) << 16) | (np.int64(buf[i + 2]) << 8) | np.int64(buf[i + 3])
 
-@nb.njit(cache=True, inline="always")
+@kernel(cache=True, inline="always")
 def be_u48(buf, i): return (be_u16(buf, i) << 32) | be_u32(buf, i + 2)
 
-@nb.njit(cache=True, inline="always")
+@kernel(cache=True, inline="always")
 def be_u64(buf, i): return (np.uint64(be_u32(buf, i)) << np.uint64(32)) | np.uint64(be_u32(buf, i + 4))
 
-@nb.njit(cache=True)
+@kernel(cache=True)
 def _frame_status(buf, pos, n, lengths):
     "Check the frame at `pos`: (status, message length)."
     if pos + 2 > n: return NEED_MORE, 0
@@ -165,7 +165,7 @@ def _frame_status(buf, pos, n, lengths):
     if pos + 2 + L > n: return NEED_MORE, L
     return OK, L
 
-@nb.njit(cache=True)
+@kernel(cache=True)
 def _resync(buf, pos, n, lengths, final):
     "First position after `pos` where two frames in a row check out; n when none does."
     q = pos + 1
@@ -179,7 +179,7 @@ def _resync(buf, pos, n, lengths, final):
         q += 1
     return n
 
-@nb.njit(cache=True)
+@kernel(cache=True)
 def frame(buf, n, lengths, skip, final, starts):
     """Frame `buf[:n]`: write the offset of each message's type byte into `starts`.
     Returns (count, consumed, status, bad_pos, skipped_bytes, skipped_frames). `consumed` is where
@@ -198,6 +198,13 @@ def frame(buf, n, lengths, skip, final, starts):
         skipped_bytes += q - pos; skipped_frames += 1
         pos = q
     return count, pos, OK, -1, skipped_bytes, skipped_frames
+
+loops = Loops(globals(), ("frame",))   # what Python calls: the ahead-of-time build's framer when there is one (see `compiled`)
+
+def _aot_exports():
+    "The framer as the ahead-of-time build compiles it: name, the arguments callers pass, return type."
+    some = np.zeros(1, np.uint8)
+    return [("frame", (some, 0, LENGTHS, False, False, np.zeros(1, np.int64)), "UniTuple(int64, 6)")]
 
 # %% ../nbs/01_itch.ipynb #c016
 class Frames(NamedTuple):
@@ -254,7 +261,7 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
             if not data: break
             buf = np.frombuffer(data, np.uint8)
             starts = np.empty(len(data) // 12 + 1, np.int64)
-            count, consumed, st, bad, sb, sf = frame(buf, len(buf), LENGTHS, errors == "skip", final, starts)
+            count, consumed, st, bad, sb, sf = loops.frame(buf, len(buf), LENGTHS, errors == "skip", final, starts)
             if st != OK:
                 raise ItchFormatError(name, base + bad, frame_problem(buf, bad, len(buf), st, final))
             stats.messages += count; stats.skipped_bytes += sb; stats.skipped_frames += sf
@@ -348,7 +355,7 @@ class Blocks:
             if owned: f.close()
 
 # %% ../nbs/01_itch.ipynb #c018
-@nb.njit(cache=True)
+@kernel(cache=True)
 def _gather(buf, starts, L, out):
     for i in range(starts.shape[0]):
         s = starts[i]
@@ -475,7 +482,7 @@ def explain(data: bytes, offset: int = 0) -> list[tuple]:
     return rows
 
 # %% ../nbs/01_itch.ipynb #c025
-@nb.njit(cache=True)
+@kernel(cache=True)
 def _scatter(rows, pos, out):
     L = rows.shape[1]
     for i in range(rows.shape[0]):

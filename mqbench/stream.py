@@ -13,9 +13,9 @@ from fastcore.basics import patch
 import numba
 import numpy as np
 
-from . import itch
+from . import book, itch
 from .book import (DONE, L_CODE, L_KNOWN, NEED_FLUSH, S_DIRECTORY, S_NBBO, S_NDEPTH, S_NDIRTY, S_NTRADES, SIDE_B,
-                          SIDE_NONE, SIDE_S, TS, BookConfig, _BookState, _grow, close_tick, replay_chunk, symbol_code)
+                          SIDE_NONE, SIDE_S, TS, BookConfig, _BookState, _grow, symbol_code)
 from .core import MqbenchError, read_manifest
 from .sources.lobster import LOBSTER_EMPTY
 from .features import GROUPS, LABEL_NAMES, PRICE_SCALE, FeatureConfig, NumpyOps, _returns, time_of_day
@@ -38,7 +38,7 @@ class ItchFramer:
         data = self._carry + bytes(data) if self._carry else bytes(data)
         buf = np.frombuffer(data, np.uint8)
         starts = np.empty(len(data) // 12 + 1, np.int64)
-        count, consumed, st, bad, _, _ = itch.frame(buf, len(buf), itch.LENGTHS, False, False, starts)
+        count, consumed, st, bad, _, _ = itch.loops.frame(buf, len(buf), itch.LENGTHS, False, False, starts)
         if st != itch.OK:
             raise itch.ItchFormatError(self.name, self.offset + bad, itch.frame_problem(buf, bad, len(buf), st, False))
         self._carry = data[consumed:]
@@ -432,7 +432,7 @@ class BookFeed(_BookState):
         "Replay one framed chunk: (bbo, trades, depth) rows it produced."
         i = 0
         while True:
-            i, status = replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0, self._cfg, self._wanted,
+            i, status = book.loops.replay_chunk(frames.buf, frames.starts, frames.types, i, frames.seq0, self._cfg, self._wanted,
                                      tuple(self._S), tuple(self._O))
             if status == DONE: break
             if status != NEED_FLUSH: _grow(self._S, status); continue
@@ -447,7 +447,7 @@ class BookFeed(_BookState):
         st, dep = self._S[5], self._O[3]
         if st[S_NDEPTH] + st[S_NDIRTY] > dep.shape[1]:
             self._drain(); self._O[3] = np.zeros((dep.shape[0], 2 * int(st[S_NDIRTY] + 1)), np.int64)
-        close_tick(tuple(self._S), tuple(self._O), self._cfg)
+        book.loops.close_tick(tuple(self._S), tuple(self._O), self._cfg)
         self._drain()
         return self._collect()
 
