@@ -771,18 +771,12 @@ class BookEngine(_BookState):
         if self._seq >= stop or (status == DONE and (pos == n or not final)): return pos
         # a frame that does not check out, or the stream ending inside one: the framer raises, or skips it
         rest = buf[pos:]
-        starts = np.empty(len(rest) // 12 + 1, np.int64)
-        count, used, st, bad, sb, sf = itch.loops.frame(rest, len(rest), itch.LENGTHS, skip, final, starts)
-        if st != itch.OK: raise itch.ItchFormatError(name, base + pos + bad, itch.frame_problem(rest, bad, len(rest), st, final))
-        fs.skipped_bytes += sb; fs.skipped_frames += sf
-        starts = starts[:min(count, stop - self._seq)]
+        starts, used = itch.frame_block(rest, base + pos, name, final=final, skip=skip, stats=fs)
+        starts = starts[:stop - self._seq]
         if len(starts):
             self._replay_frames(itch.Frames(rest, starts, rest[starts], base + pos, self._seq))
             self._seq += len(starts); fs.messages += len(starts)
-        pos += used
-        if final and pos < n:                   # skipping: a partial frame at the very end
-            fs.skipped_bytes += n - pos; fs.skipped_frames += 1; pos = n
-        return pos
+        return pos + used
 
     def _replay_frames(self, frames: itch.Frames):
         i = 0

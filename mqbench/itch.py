@@ -23,8 +23,8 @@ except ImportError:           # pragma: no cover - the standard library's gzip, 
 # %% auto #0
 __all__ = ['SPECS', 'FIELD_OFFSETS', 'WIRE_DTYPES', 'DTYPES', 'TYPE_NAMES', 'LENGTHS', 'OK', 'NEED_MORE', 'ZERO_LENGTH',
            'UNKNOWN_TYPE', 'BAD_LENGTH', 'loops', 'Field', 'MessageSpec', 'ItchFormatError', 'be_u16', 'be_u32',
-           'be_u48', 'be_u64', 'frame', 'Frames', 'frame_problem', 'FrameStats', 'iter_frames', 'Blocks', 'decode',
-           'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain', 'encode', 'ItchWriter', 'write', 'stats']
+           'be_u48', 'be_u64', 'frame', 'Frames', 'frame_problem', 'FrameStats', 'frame_block', 'iter_frames', 'Blocks',
+           'decode', 'Directory', 'iter_tables', 'read', 'fmt_ns', 'explain', 'encode', 'ItchWriter', 'write', 'stats']
 
 # %% ../nbs/01_itch.ipynb #c005
 class Field(NamedTuple):
@@ -244,6 +244,20 @@ class FrameStats:
     def __repr__(self):
         return f"FrameStats(messages={self.messages}, skipped_bytes={self.skipped_bytes}, skipped_frames={self.skipped_frames})"
 
+def frame_block(buf: np.ndarray, base: int, name: str, *, final: bool = False, skip: bool = False,
+                stats: FrameStats | None = None) -> tuple[np.ndarray, int]:
+    """Frame `buf`, which starts at offset `base` of stream `name`: (where each whole message's type byte is, bytes
+    used). A frame cut by the end of `buf` waits for more bytes unless `final`. A frame that does not check out raises
+    `ItchFormatError` naming its offset, or with `skip` is passed over and counted in `stats`, as is, with `final`,
+    a partial frame at the very end."""
+    starts = np.empty(len(buf) // 12 + 1, np.int64)
+    count, used, st, bad, skipped_bytes, skipped_frames = loops.frame(buf, len(buf), LENGTHS, skip, final, starts)
+    if st != OK: raise ItchFormatError(name, base + bad, frame_problem(buf, bad, len(buf), st, final))
+    if final and used < len(buf):                   # only when skipping: a partial frame at the very end
+        skipped_bytes, skipped_frames, used = skipped_bytes + len(buf) - used, skipped_frames + 1, len(buf)
+    if stats is not None: stats.skipped_bytes += skipped_bytes; stats.skipped_frames += skipped_frames
+    return starts[:count], used
+
 def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
                 stats: FrameStats | None = None) -> Iterator[Frames]:
     "Yield the stream a framed chunk at a time; `errors` is 'raise' or 'skip'."
@@ -260,19 +274,13 @@ def iter_frames(source, *, errors: str = "raise", chunk_bytes: int = 1 << 24,
             data = carry + block if carry else block
             if not data: break
             buf = np.frombuffer(data, np.uint8)
-            starts = np.empty(len(data) // 12 + 1, np.int64)
-            count, consumed, st, bad, sb, sf = loops.frame(buf, len(buf), LENGTHS, errors == "skip", final, starts)
-            if st != OK:
-                raise ItchFormatError(name, base + bad, frame_problem(buf, bad, len(buf), st, final))
-            stats.messages += count; stats.skipped_bytes += sb; stats.skipped_frames += sf
-            if count:
-                starts = starts[:count]
+            starts, consumed = frame_block(buf, base, name, final=final, skip=errors == "skip", stats=stats)
+            stats.messages += len(starts)
+            if len(starts):
                 yield Frames(buf, starts, buf[starts], base, seq)
-                seq += count
+                seq += len(starts)
             carry = data[consumed:]
             base += consumed
-            if final and carry:  # only reachable in skip mode: a partial frame at the very end
-                stats.skipped_bytes += len(carry); stats.skipped_frames += 1
     finally:
         if owned: f.close()
 

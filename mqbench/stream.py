@@ -37,14 +37,11 @@ class ItchFramer:
         "Frame what `data` completes; None when no whole message is in yet."
         data = self._carry + bytes(data) if self._carry else bytes(data)
         buf = np.frombuffer(data, np.uint8)
-        starts = np.empty(len(data) // 12 + 1, np.int64)
-        count, consumed, st, bad, _, _ = itch.loops.frame(buf, len(buf), itch.LENGTHS, False, False, starts)
-        if st != itch.OK:
-            raise itch.ItchFormatError(self.name, self.offset + bad, itch.frame_problem(buf, bad, len(buf), st, False))
+        starts, consumed = itch.frame_block(buf, self.offset, self.name)
         self._carry = data[consumed:]
         base, seq = self.offset, self.messages
-        self.offset += consumed; self.messages += count
-        return itch.Frames(buf, starts[:count], buf[starts[:count]], base, seq) if count else None
+        self.offset += consumed; self.messages += len(starts)
+        return itch.Frames(buf, starts, buf[starts], base, seq) if len(starts) else None
 
     def close(self):
         "End of the stream: a partial message left over is an error."
