@@ -4,15 +4,13 @@
 
 # %% ../nbs/02_book.ipynb #c003
 from __future__ import annotations
-import contextlib, json, os, subprocess, sys, time, warnings
-from concurrent.futures import ThreadPoolExecutor
+import contextlib, json, os, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import compiled, itch
 from .compiled import Loops, kernel
@@ -816,7 +814,8 @@ class BookEngine(_BookState):
     def _collect(self) -> dict[str, pa.Table]:
         out = {}
         for name, parts in self._parts.items():
-            out[name] = pa.concat_tables(parts) if parts else pa.Table.from_batches([], SCHEMAS[name](self.config.levels))  # (empty_table() imports pandas)
+            # (not Schema.empty_table(): it imports pandas)
+            out[name] = pa.concat_tables(parts) if parts else pa.Table.from_batches([], SCHEMAS[name](self.config.levels))
             parts.clear()
         return out
 
@@ -862,6 +861,8 @@ class ParquetOut:
         self._pending, self._inflight = [], []
 
     def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor      # here, not at import: a replay that writes no parquet
+        import pyarrow.parquet as pq                           # starts 50 ms sooner
         self._ctx = atomic_path(self.path)
         strings = [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)]
         # dictionary-encode only the string columns: trying it on timestamps and prices only costs time
@@ -942,11 +943,12 @@ def warm_cache(background: bool = True):
     With `background`, in a child process, which is returned (`wait()` for it), or None when the build is current."""
     if compiled.status()["in_use"]: return None
     if background:
+        import subprocess
         return subprocess.Popen([sys.executable, "-c", _WARM], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if os.environ.get("MQBENCH_AOT", "1") != "0":
         try: compiled.build(); return None
         except Exception as e: warnings.warn(f"no ahead-of-time build of the replay loops ({type(e).__name__}: {e}); "
-                                             "numba compiles them instead")
+                                             "numba compiles them instead", stacklevel=2)
     rows = {"R": np.zeros(1, itch.DTYPES["R"]), "A": np.zeros(2, itch.DTYPES["A"])}
     rows["R"]["stock_locate"], rows["R"]["stock"] = 1, "WARM"
     a = rows["A"]
