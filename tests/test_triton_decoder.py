@@ -22,10 +22,10 @@ from mqbench.optim import Optimizer, OptimConfig
 
 def run(backend, kernels):
     m = decoder(backend, kernels)
-    opt = Optimizer(m, OptimConfig(use_muon=False, lr=3e-3, warmup_steps=3, total_steps=30))
+    opt = Optimizer(m, OptimConfig(use_muon=False, lr=1e-2, warmup_steps=3, total_steps=12))
     g = torch.Generator().manual_seed(1)
     losses, fused = [], []
-    for _ in range(30):
+    for _ in range(12):
         x = torch.randint(0, 64, (2, 34), generator=g)
         x[:, 1::2] = (x[:, 0::2] + 3) % 64          # a learnable pattern: every odd token follows from the last
         logits, loss = m(x[:, :-1], x[:, 1:])
@@ -58,7 +58,7 @@ def run_interpreted(script):
     return json.loads(run_python(script, interpret=True, timeout=600).strip().splitlines()[-1])
 
 
-def test_triton_kernels_follow_pytorch_for_30_steps():
+def test_triton_kernels_follow_pytorch_for_12_steps():
     r = run_interpreted(TRAIN)
     (a, a_fused), (b, b_fused) = r["sdpa"], r["triton"]
     assert not a_fused and b_fused, "the kernels' loss comes from the fused head, without logits"
