@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_book.ipynb #c003
 from __future__ import annotations
-import contextlib, json, os, sys, time, warnings
+import contextlib, json, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -938,17 +938,13 @@ def _aot_exports():
             ("close_tick", (S, O, cfg), "none"), ("ht_rehash", (S[0], S[0]), "none"), ("compact", (S[1], S[2], S[2], S[5]), "none")]
 
 def warm_cache(background: bool = True):
-    """Have the replay loops ready: the ahead-of-time build if it is missing; where it cannot be made, numba's cache
-    filled by replaying a few messages (one compiled loop serves every configuration: the settings are data).
-    With `background`, in a child process, which is returned (`wait()` for it), or None when the build is current."""
+    """Have the replay loops ready: nothing to do when the ahead-of-time build is current; else fill numba's cache by
+    replaying a few messages (one compiled loop serves every configuration: the settings are data). With
+    `background`, in a child process, which is returned (`wait()` for it), or None when there is nothing to do."""
     if compiled.status()["in_use"]: return None
     if background:
         import subprocess
         return subprocess.Popen([sys.executable, "-c", _WARM], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if os.environ.get("MQBENCH_AOT", "1") != "0":
-        try: compiled.build(); return None
-        except Exception as e: warnings.warn(f"no ahead-of-time build of the replay loops ({type(e).__name__}: {e}); "
-                                             "numba compiles them instead", stacklevel=2)
     rows = {"R": np.zeros(1, itch.DTYPES["R"]), "A": np.zeros(2, itch.DTYPES["A"])}
     rows["R"]["stock_locate"], rows["R"]["stock"] = 1, "WARM"
     a = rows["A"]

@@ -161,7 +161,7 @@ def status() -> dict:
     return {"key": build_key(), "path": str(path), "exists": path.exists(),
             "in_use": os.environ.get("MQBENCH_AOT", "1") != "0" and path.exists()}
 
-if __name__ == "__main__":                        # `python -m mqbench.compiled`: what `make install` runs
+if __name__ == "__main__":                        # `python -m mqbench.compiled`: what `make compiled` runs
     t0 = time.perf_counter()
     try:
         print(f"compiled loops: {build()} ({time.perf_counter() - t0:.0f} s)")

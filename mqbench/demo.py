@@ -95,7 +95,7 @@ def day_summary(out_dir=None, *, symbols: int = 8, hours: float = 1.0, seed: int
     out_dir.mkdir(parents=True, exist_ok=True)
     day = out_dir / "synthetic_day.itch.gz"
     t0 = time.perf_counter()
-    compiling = book.warm_cache()            # the replay loops build on the other core while the day is generated
+    compiling = book.warm_cache()            # numba compiles the replay loop on the other core while the day is generated
     synth.generate(day, symbols=symbols, hours=hours, seed=seed)
     if compiling is not None: compiling.wait()
     t1 = time.perf_counter()
