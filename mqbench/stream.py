@@ -45,11 +45,8 @@ class ItchFramer:
 
     def close(self):
         "End of the stream: a partial message left over is an error."
-        if self._carry:
-            buf = np.frombuffer(self._carry, np.uint8)
-            st, _ = itch._frame_status(buf, 0, len(buf), itch.LENGTHS)
-            problem = itch.frame_problem(buf, 0, len(buf), st if st != itch.OK else itch.NEED_MORE, True)
-            raise itch.ItchFormatError(self.name, self.offset, problem)
+        if self._carry:                 # a partial message: framing it as the stream's end raises, naming its offset
+            itch.frame_block(np.frombuffer(self._carry, np.uint8), self.offset, self.name, final=True)
 
 # %% ../nbs/16_stream.ipynb #n316c62
 @dataclass(frozen=True)
